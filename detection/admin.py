@@ -1,0 +1,242 @@
+"""Admin: all items, all review decisions, and the review queue of flagged items."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from .forms import ReviewNoteForm
+from .models import Face, FlaggedItem, Item, Review
+from .services import record_review
+
+
+def face_thumbnails_html(item: Item) -> str:
+    faces = list(item.faces.all())
+    if not faces:
+        return "—"
+    return format_html_join(
+        "",
+        '<a href="{}" title="face {}: {}% fake"><img src="{}" alt="face {}" '
+        'style="height:64px;width:64px;object-fit:cover;margin:0 4px 4px 0;border-radius:4px"></a>',
+        (
+            (
+                reverse("face_thumbnail", args=[item.pk, face.pk]),
+                face.track,
+                face.fake_percent,
+                reverse("face_thumbnail", args=[item.pk, face.pk]),
+                face.track,
+            )
+            for face in faces
+            if face.thumbnail
+        ),
+    )
+
+
+class FaceInline(admin.TabularInline):
+    model = Face
+    extra = 0
+    can_delete = False
+    fields = ("preview", "track", "fake_probability", "box", "frames_count")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="thumbnail / heatmap")
+    def preview(self, face: Face) -> str:
+        parts = []
+        if face.thumbnail:
+            parts.append(
+                format_html(
+                    '<img src="{}" style="height:96px">',
+                    reverse("face_thumbnail", args=[face.item_id, face.pk]),
+                )
+            )
+        if face.heatmap:
+            parts.append(
+                format_html(
+                    '<img src="{}" style="height:96px">',
+                    reverse("face_heatmap", args=[face.item_id, face.pk]),
+                )
+            )
+        # Each part is already escaped by format_html.
+        return mark_safe(" ".join(parts)) if parts else "—"
+
+    @admin.display(description="frames")
+    def frames_count(self, face: Face) -> int:
+        return len(face.frames or [])
+
+
+class ReviewInline(admin.TabularInline):
+    model = Review
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "reviewer", "decision", "note")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # decisions are made through the review actions, which record the reviewer
+
+
+class ReviewStateFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("none", "Not reviewed yet"), *Review.Decision.choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(~Exists(Review.objects.filter(item=OuterRef("pk"))))
+        if self.value() in Review.Decision.values:
+            latest = Review.objects.filter(item=OuterRef("pk")).order_by("-created_at").values("decision")[:1]
+            return queryset.alias(latest_decision=latest).filter(latest_decision=self.value())
+        return queryset
+
+
+class ReasonFilter(admin.SimpleListFilter):
+    title = "flagged because"
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("likely_fake", f"fake probability ≥ {settings.REVIEW_THRESHOLD:.0%}"),
+            (
+                "uncertain",
+                f"uncertain ({settings.UNCERTAIN_LOW:.0%}–{settings.UNCERTAIN_HIGH:.0%} or flagged)",
+            ),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "likely_fake":
+            return queryset.filter(fake_probability__gte=settings.REVIEW_THRESHOLD)
+        if self.value() == "uncertain":
+            return queryset.exclude(fake_probability__gte=settings.REVIEW_THRESHOLD)
+        return queryset
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = (
+        "original_name",
+        "owner",
+        "kind",
+        "status",
+        "verdict",
+        "fake_percent_display",
+        "created_at",
+    )
+    list_filter = ("status", "kind", "verdict", "uncertain")
+    search_fields = ("original_name", "sha256", "owner__username")
+    date_hierarchy = "created_at"
+    inlines = [FaceInline, ReviewInline]
+    readonly_fields = [f.name for f in Item._meta.fields] + ["view_on_site_link"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # items come from uploads only
+
+    @admin.display(description="fake %", ordering="fake_probability")
+    def fake_percent_display(self, item: Item) -> str:
+        return "—" if item.fake_percent is None else f"{item.fake_percent}%"
+
+    @admin.display(description="item page")
+    def view_on_site_link(self, item: Item) -> str:
+        return format_html('<a href="{}">open</a>', item.get_absolute_url())
+
+
+@admin.register(FlaggedItem)
+class ReviewQueueAdmin(ItemAdmin):
+    list_display = (
+        "original_name",
+        "faces_preview",
+        "fake_percent_display",
+        "uncertain",
+        "verdict",
+        "kind",
+        "latest_decision",
+        "owner",
+        "created_at",
+    )
+    list_filter = (ReviewStateFilter, ReasonFilter, "kind", "verdict")
+    ordering = ("-fake_probability", "-created_at")
+    actions = ["confirm_fake", "overturn_real", "mark_unclear"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .flagged()
+            .select_related("owner")
+            .prefetch_related("faces", "reviews")
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the queue is for decisions; deleting is done from the item list
+
+    @admin.display(description="faces")
+    def faces_preview(self, item: Item) -> str:
+        return face_thumbnails_html(item)
+
+    @admin.display(description="review")
+    def latest_decision(self, item: Item) -> str:
+        reviews = sorted(item.reviews.all(), key=lambda r: r.created_at, reverse=True)
+        return reviews[0].get_decision_display() if reviews else "not reviewed"
+
+    def _review_action(self, request: HttpRequest, queryset: QuerySet, decision: str) -> HttpResponse | None:
+        """Two steps like Django's delete action: first a page asking for a note, then the decision."""
+        label = Review.Decision(decision).label
+        if "apply" in request.POST:
+            form = ReviewNoteForm(request.POST)
+            if form.is_valid():
+                for item in queryset:
+                    record_review(item, request.user, decision, form.cleaned_data["note"])
+                self.message_user(request, f"{label}: {queryset.count()} item(s) recorded.", messages.SUCCESS)
+                return None
+        else:
+            form = ReviewNoteForm()
+        return TemplateResponse(
+            request,
+            "admin/detection/review_decision.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"{label}: add a note",
+                "opts": self.model._meta,
+                "items": queryset,
+                "form": form,
+                "action": request.POST.get("action"),
+                "decision_label": label,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(description="Confirm FAKE (with a note)")
+    def confirm_fake(self, request: HttpRequest, queryset: QuerySet):
+        return self._review_action(request, queryset, Review.Decision.CONFIRM_FAKE)
+
+    @admin.action(description="Overturn to REAL (with a note)")
+    def overturn_real(self, request: HttpRequest, queryset: QuerySet):
+        return self._review_action(request, queryset, Review.Decision.OVERTURN_REAL)
+
+    @admin.action(description="Mark unclear (with a note)")
+    def mark_unclear(self, request: HttpRequest, queryset: QuerySet):
+        return self._review_action(request, queryset, Review.Decision.UNCLEAR)
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    list_display = ("item", "decision", "reviewer", "created_at", "note")
+    list_filter = ("decision", "reviewer")
+    search_fields = ("item__original_name", "note", "reviewer__username")
+    readonly_fields = ("item", "reviewer", "decision", "note", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # decisions are an audit trail

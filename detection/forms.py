@@ -1,0 +1,208 @@
+"""Forms: upload validation (before anything is enqueued), history filters, review notes, sign-up."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+
+from .models import Item
+
+logger = logging.getLogger(__name__)
+
+# What the pipeline accepts, by file name. The name only has to agree with the content, which
+# probe_media checks by magic bytes and by decoding.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
+KIND_BY_EXTENSION = {**dict.fromkeys(IMAGE_EXTENSIONS, "image"), **dict.fromkeys(VIDEO_EXTENSIONS, "video")}
+ACCEPT_ATTRIBUTE = ",".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+SUPPORTED_TYPES_TEXT = "JPEG, PNG or WebP images, or MP4, MOV, WebM, AVI or MKV videos"
+
+
+def probe_media(path: Path) -> Any:
+    """The pipeline's own probe: magic bytes plus a real decode. Raises ml.errors.MediaError on bad input."""
+    from ml.media import probe
+
+    return probe(path)
+
+
+def _media_error_class() -> type[Exception]:
+    try:
+        from ml.errors import MediaError
+    except ImportError:  # the system check reports a missing pipeline; here just stay useful
+        return ValueError
+    return MediaError
+
+
+def human_size(num_bytes: int) -> str:
+    if num_bytes >= 1024 * 1024:
+        return f"{num_bytes / (1024 * 1024):.1f} MB"
+    if num_bytes >= 1024:
+        return f"{num_bytes / 1024:.0f} KB"
+    return f"{num_bytes} bytes"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    if minutes and secs:
+        return f"{minutes} min {secs} s"
+    return f"{minutes} min" if minutes else f"{secs} s"
+
+
+@dataclass
+class StagedUpload:
+    """An upload that passed every check, parked under MEDIA_ROOT/incoming until it becomes an Item."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    kind: str
+    width: int | None
+    height: int | None
+    duration: float | None
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A list of files. Per-file checks happen in UploadForm, so one bad file does not sink the rest."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ACCEPT_ATTRIBUTE, "multiple": True}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        files = [f for f in (data if isinstance(data, (list, tuple)) else [data]) if f]
+        if not files:
+            raise ValidationError("Choose at least one image or video to upload.", code="required")
+        if len(files) > settings.MAX_FILES_PER_UPLOAD:
+            raise ValidationError(
+                f"You chose {len(files)} files; upload at most {settings.MAX_FILES_PER_UPLOAD} at a time.",
+                code="too_many",
+            )
+        return files
+
+
+class UploadForm(forms.Form):
+    """Validates every file and stages the good ones.
+
+    After is_valid(): `staged` holds the accepted files, `rejections` one readable message per refused
+    file. The form is valid when at least one file was accepted; the caller must either turn each staged
+    file into an Item or call discard_staged().
+    """
+
+    files = MultipleFileField(label="Images or videos")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.staged: list[StagedUpload] = []
+        self.rejections: list[str] = []
+
+    def clean_files(self) -> list[UploadedFile]:
+        files = self.cleaned_data["files"]
+        for upload in files:
+            try:
+                self.staged.append(stage_upload(upload))
+            except ValidationError as exc:
+                self.rejections.extend(exc.messages)
+        if not self.staged:
+            raise ValidationError(self.rejections)
+        return files
+
+    def discard_staged(self) -> None:
+        for staged in self.staged:
+            staged.discard()
+        self.staged = []
+
+
+def _incoming_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "incoming"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stage_upload(upload: UploadedFile) -> StagedUpload:
+    """Check one upload and copy it, hashing on the way, to MEDIA_ROOT/incoming; ValidationError if bad."""
+    name = PurePosixPath(upload.name or "unnamed").name[:255]
+    extension = PurePosixPath(name).suffix.lower()
+    expected_kind = KIND_BY_EXTENSION.get(extension)
+    if expected_kind is None:
+        raise ValidationError(f"{name}: this file type is not supported. Upload {SUPPORTED_TYPES_TEXT}.")
+    if not upload.size:
+        raise ValidationError(f"{name} is empty (0 bytes). Choose the file again or pick another one.")
+    if upload.size > settings.MAX_UPLOAD_BYTES:
+        raise ValidationError(
+            f"{name} is {human_size(upload.size)}; the limit is {settings.MAX_UPLOAD_MB} MB per file."
+        )
+
+    staged_path = _incoming_dir() / f"{uuid.uuid4().hex}{extension}"
+    digest = hashlib.sha256()
+    with staged_path.open("wb") as out:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+            out.write(chunk)
+    try:
+        info = probe_media(staged_path)
+        kind = str(info.kind)
+        duration = float(getattr(info, "duration", 0) or 0)
+        if kind != expected_kind:
+            raise ValidationError(
+                f"{name} contains {'a video' if kind == 'video' else 'an image'}, but its name ends in "
+                f"{extension}, which is {'a video' if expected_kind == 'video' else 'an image'} type. "
+                "Rename it to match its content."
+            )
+        if kind == "video" and duration > settings.MAX_VIDEO_SECONDS:
+            raise ValidationError(
+                f"{name} is {human_duration(duration)} long; videos can be at most "
+                f"{human_duration(settings.MAX_VIDEO_SECONDS)}."
+            )
+    except ValidationError:
+        staged_path.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        staged_path.unlink(missing_ok=True)
+        if isinstance(exc, _media_error_class()):
+            raise ValidationError(f"{name}: {exc}") from exc
+        logger.exception("Probing %s failed unexpectedly", name)
+        raise ValidationError(f"{name} could not be read as an image or a video.") from exc
+    return StagedUpload(
+        name=name,
+        path=staged_path,
+        sha256=digest.hexdigest(),
+        size=upload.size,
+        kind=kind,
+        width=getattr(info, "width", None),
+        height=getattr(info, "height", None),
+        duration=duration,
+    )
+
+
+class HistoryFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="File name", max_length=255)
+    verdict = forms.ChoiceField(required=False, choices=[("", "Any verdict"), *Item.Verdict.choices])
+    kind = forms.ChoiceField(required=False, choices=[("", "Images and videos"), *Item.Kind.choices])
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Item.Status.choices])
+
+
+class ReviewNoteForm(forms.Form):
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60}))
+
+
+class SignUpForm(UserCreationForm):
+    pass

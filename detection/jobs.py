@@ -1,0 +1,312 @@
+"""Job bookkeeping around the analysis task: enqueue, claim, progress, results, failure and the sweep.
+
+The database row (Item.status) is the source of truth for a job, not the broker. That is what makes the
+queue forgiving: a message delivered twice finds the job already claimed or finished, and a message
+lost with a Redis restart is put back by the sweep because its item is still QUEUED.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Face, Item
+
+logger = logging.getLogger(__name__)
+
+
+# --- Enqueueing --------------------------------------------------------------------------------------
+
+
+def enqueue(item: Item) -> bool:
+    """Send the item's job to its queue. Returns False (and leaves it for the sweep) if Redis is down."""
+    from .tasks import analyse_item
+
+    Item.objects.filter(pk=item.pk).update(enqueued_at=timezone.now())
+    try:
+        analyse_item.apply_async(
+            args=[str(item.pk)],
+            queue=item.queue_name,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1},
+        )
+    except Exception:
+        logger.exception("Could not enqueue item %s; the sweep will enqueue it again later", item.pk)
+        return False
+    return True
+
+
+def enqueue_after_commit(item: Item) -> None:
+    # The worker must find the row when the message arrives, so publish only once it is committed.
+    transaction.on_commit(lambda: enqueue(item))
+
+
+# --- Claiming a job --------------------------------------------------------------------------------------
+
+
+class Claim(enum.Enum):
+    CLAIMED = "claimed"
+    MISSING = "missing"  # deleted by its owner while queued
+    FINISHED = "finished"  # a duplicate delivery of a job that already ended
+    RUNNING_ELSEWHERE = "running elsewhere"  # a duplicate delivery while another worker is alive on it
+    GAVE_UP = "gave up"  # too many attempts already
+
+
+def _is_stale(heartbeat_at: datetime | None, now: datetime) -> bool:
+    return heartbeat_at is None or now - heartbeat_at > timedelta(seconds=settings.JOB_STALE_SECONDS)
+
+
+def claim(item_id: str) -> tuple[Claim, Item | None]:
+    """Mark the item RUNNING for this worker, unless someone else owns it or it has had enough attempts."""
+    with transaction.atomic():
+        item = Item.objects.select_for_update().filter(pk=item_id).first()
+        if item is None:
+            return Claim.MISSING, None
+        if item.is_finished:
+            return Claim.FINISHED, item
+        now = timezone.now()
+        if item.status == Item.Status.RUNNING and not _is_stale(item.heartbeat_at, now):
+            return Claim.RUNNING_ELSEWHERE, item
+        if item.attempts >= settings.JOB_MAX_ATTEMPTS:
+            # Only crashes get here: an attempt that raised decides itself whether to retry.
+            _fail(
+                item,
+                f"The analysis was interrupted {item.attempts} times (the worker stopped while "
+                "processing this file), so it was given up.",
+            )
+            return Claim.GAVE_UP, item
+        item.status = Item.Status.RUNNING
+        item.attempts += 1
+        item.stage = "starting"
+        item.progress = 0
+        item.error = ""
+        item.started_at = now
+        item.heartbeat_at = now
+        item.save(
+            update_fields=["status", "attempts", "stage", "progress", "error", "started_at", "heartbeat_at"]
+        )
+        return Claim.CLAIMED, item
+
+
+# --- While a job runs --------------------------------------------------------------------------------
+
+
+@contextmanager
+def heartbeat(item_id: Any, interval: float | None = None) -> Iterator[None]:
+    """Touch heartbeat_at from a side thread, so a long silent pipeline stage does not look like a crash."""
+    interval = settings.JOB_HEARTBEAT_SECONDS if interval is None else interval
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                try:
+                    Item.objects.filter(pk=item_id, status=Item.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:
+                    logger.exception("Heartbeat for item %s failed", item_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{item_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 5)
+
+
+class ProgressReporter:
+    """The pipeline's progress callback: writes stage and percent into the item, at most every `interval`.
+
+    A stage change is always written so the user sees every stage name; within a stage the writes are
+    throttled because the pipeline may report per frame.
+    """
+
+    def __init__(self, item_id: Any, interval: float = 0.5) -> None:
+        self.item_id = item_id
+        self.interval = interval
+        self._last_stage: str | None = None
+        self._last_write = 0.0
+        self._last_percent = -1
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        percent = int(round(max(0.0, min(1.0, float(fraction))) * 100))
+        now = time.monotonic()
+        if stage == self._last_stage and (
+            percent == self._last_percent or now - self._last_write < self.interval
+        ):
+            return
+        try:
+            Item.objects.filter(pk=self.item_id, status=Item.Status.RUNNING).update(
+                stage=str(stage)[:64], progress=percent, heartbeat_at=timezone.now()
+            )
+        except Exception:
+            # Progress is cosmetic: never let a failed write abort the analysis.
+            logger.exception("Could not record progress for item %s", self.item_id)
+            return
+        self._last_stage, self._last_write, self._last_percent = stage, now, percent
+
+
+def fresh_artifacts_dir(item: Item) -> Path:
+    """An empty per-item directory for the pipeline's thumbnails and heatmaps (a retry starts clean)."""
+    path = Path(settings.MEDIA_ROOT) / item.artifacts_dir
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- Ending a job --------------------------------------------------------------------------------------
+
+
+def _artifact(item: Item, artifacts_path: Path, name: Any) -> str:
+    """Storage name for a file the pipeline says it wrote; '' if it did not write it.
+
+    Only a bare file name inside the item's own artifacts directory is accepted, so a result can never
+    point a face at some other file on disk.
+    """
+    if not name or not isinstance(name, str) or PurePosixPath(name).name != name or name in {".", ".."}:
+        return ""
+    if not (artifacts_path / name).is_file():
+        return ""
+    return f"{item.artifacts_dir}/{name}"
+
+
+def store_result(item_id: Any, result: dict, artifacts_path: Path) -> Item:
+    """Save the pipeline's result: verdict, score, model, faces and (inside `result`) the timeline."""
+    verdict = result.get("verdict")
+    if verdict not in Item.Verdict.values:
+        raise ValueError(f"pipeline returned an unknown verdict {verdict!r}")
+    probability = result.get("fake_probability")
+    with transaction.atomic():
+        item = Item.objects.select_for_update().get(pk=item_id)
+        faces = [
+            Face(
+                item=item,
+                track=int(face.get("track", index)),
+                box=[float(v) for v in face.get("box", [])][:4],
+                frames=[int(f) for f in face.get("frames", [])],
+                fake_probability=float(face["fake_probability"]),
+                thumbnail=_artifact(item, artifacts_path, face.get("thumbnail")),
+                heatmap=_artifact(item, artifacts_path, face.get("heatmap")),
+            )
+            for index, face in enumerate(result.get("faces") or [])
+        ]
+        item.faces.all().delete()
+        Face.objects.bulk_create(faces)
+        item.result = result
+        item.verdict = verdict
+        item.fake_probability = None if probability is None else float(probability)
+        item.uncertain = bool(result.get("uncertain", False))
+        item.model_version = str(result.get("model", ""))[:128]
+        item.status = Item.Status.DONE
+        item.stage = "done"
+        item.progress = 100
+        item.error = ""
+        item.finished_at = timezone.now()
+        item.save()
+    return item
+
+
+def _fail(item: Item, reason: str) -> None:
+    item.status = Item.Status.FAILED
+    item.error = reason
+    item.stage = ""
+    item.finished_at = timezone.now()
+    item.save(update_fields=["status", "error", "stage", "finished_at"])
+
+
+def mark_failed(item_id: Any, reason: str) -> None:
+    """End the job FAILED with a reason the owner can read. A finished result is never overwritten."""
+    Item.objects.filter(pk=item_id).exclude(status=Item.Status.DONE).update(
+        status=Item.Status.FAILED, error=reason, stage="", finished_at=timezone.now()
+    )
+
+
+def mark_retrying(item_id: Any, reason: str) -> None:
+    Item.objects.filter(pk=item_id, status=Item.Status.RUNNING).update(
+        status=Item.Status.QUEUED,
+        stage="waiting to retry",
+        progress=0,
+        error=reason,
+        enqueued_at=timezone.now(),
+    )
+
+
+# --- The sweep ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    requeued_stale: list[str] = field(default_factory=list)
+    failed_stale: list[str] = field(default_factory=list)
+    requeued_waiting: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.requeued_stale)} stale running job(s) re-queued, {len(self.failed_stale)} failed, "
+            f"{len(self.requeued_waiting)} long-waiting queued job(s) enqueued again"
+        )
+
+
+def sweep_stale_jobs(now: datetime | None = None) -> SweepReport:
+    """Make sure no job stays RUNNING or QUEUED forever.
+
+    RUNNING with a stale heartbeat means its worker died: re-queue it, or fail it once it has used up its
+    attempts. QUEUED for longer than JOB_REQUEUE_SECONDS means its message may be gone (Redis restarted
+    without persistence, or it was down at upload time): publish it again; a duplicate is harmless because
+    `claim` lets only one delivery run the job.
+    """
+    close_old_connections()
+    now = now or timezone.now()
+    report = SweepReport()
+    stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    stale_running = Item.objects.filter(status=Item.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True)
+    )
+    for item in stale_running:
+        # Conditional on the heartbeat we read, so a worker that just came back to life keeps its job.
+        unchanged = Item.objects.filter(
+            pk=item.pk, status=Item.Status.RUNNING, heartbeat_at=item.heartbeat_at
+        )
+        if item.attempts >= settings.JOB_MAX_ATTEMPTS:
+            if unchanged.update(
+                status=Item.Status.FAILED,
+                stage="",
+                finished_at=now,
+                error=f"The worker stopped responding {item.attempts} times while analysing this file, "
+                "so it was given up.",
+            ):
+                report.failed_stale.append(str(item.pk))
+        elif unchanged.update(
+            status=Item.Status.QUEUED, stage="re-queued after a worker stopped", progress=0
+        ):
+            enqueue(item)
+            report.requeued_stale.append(str(item.pk))
+
+    waiting_before = now - timedelta(seconds=settings.JOB_REQUEUE_SECONDS)
+    long_waiting = Item.objects.filter(status=Item.Status.QUEUED).filter(
+        Q(enqueued_at__lt=waiting_before) | Q(enqueued_at__isnull=True, created_at__lt=waiting_before)
+    )
+    for item in long_waiting:
+        enqueue(item)
+        report.requeued_waiting.append(str(item.pk))
+    if report.requeued_stale or report.failed_stale or report.requeued_waiting:
+        logger.warning("Job sweep: %s", report)
+    return report

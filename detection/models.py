@@ -1,0 +1,183 @@
+"""What the site stores: uploaded items, the faces the pipeline found in them, and human reviews."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+def item_dir(item_id: uuid.UUID | str) -> str:
+    """Directory, relative to MEDIA_ROOT, that holds everything belonging to one item."""
+    return f"items/{item_id}"
+
+
+def original_upload_path(item: Item, filename: str) -> str:
+    # The user's file name is kept in Item.original_name; on disk only its extension survives, so no
+    # user-chosen text ever becomes part of a path.
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"{item_dir(item.pk)}/original{suffix}"
+
+
+class ItemQuerySet(models.QuerySet):
+    def visible_to(self, user) -> ItemQuerySet:
+        """Owners see their own items; staff see everyone's (for review)."""
+        if user.is_staff:
+            return self
+        return self.filter(owner=user)
+
+    def flagged(self) -> ItemQuerySet:
+        """Finished items that need a human look: likely fake, or too close to call."""
+        return self.filter(status=Item.Status.DONE).filter(
+            Q(fake_probability__gte=settings.REVIEW_THRESHOLD)
+            | Q(fake_probability__gte=settings.UNCERTAIN_LOW, fake_probability__lte=settings.UNCERTAIN_HIGH)
+            | Q(uncertain=True)
+        )
+
+
+class Item(models.Model):
+    """One uploaded file and the state and result of its analysis job."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Verdict(models.TextChoices):
+        REAL = "real", "REAL"
+        FAKE = "fake", "FAKE"
+        NO_FACE = "no_face", "NO FACE FOUND"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="items")
+    original = models.FileField(upload_to=original_upload_path, max_length=255)
+    original_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    size = models.BigIntegerField(help_text="Bytes")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds; 0 for images")
+
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(max_length=64, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent")
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
+    fake_probability = models.FloatField(null=True, blank=True)
+    uncertain = models.BooleanField(default=False)
+    model_version = models.CharField(max_length=128, blank=True)
+    result = models.JSONField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ItemQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "sha256"]), models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.get_status_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("item_detail", args=[self.pk])
+
+    @property
+    def queue_name(self) -> str:
+        """Videos have their own queue so a GPU machine can take them (`celery worker -Q video`)."""
+        return "video" if self.kind == self.Kind.VIDEO else "images"
+
+    @property
+    def artifacts_dir(self) -> str:
+        """Where the pipeline writes thumbnails and heatmaps, relative to MEDIA_ROOT."""
+        return f"{item_dir(self.pk)}/artifacts"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def fake_percent(self) -> float | None:
+        return None if self.fake_probability is None else round(self.fake_probability * 100, 1)
+
+    @property
+    def timeline(self) -> list[dict]:
+        return (self.result or {}).get("timeline") or []
+
+    @property
+    def threshold(self) -> float:
+        return float((self.result or {}).get("threshold", 0.5))
+
+    @property
+    def latest_review(self) -> Review | None:
+        return self.reviews.order_by("-created_at").first()
+
+
+class Face(models.Model):
+    """One face track the pipeline found, with its own score and images."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="faces")
+    track = models.PositiveIntegerField()
+    box = models.JSONField(help_text="[x, y, width, height] in pixels of the first frame it appears in")
+    frames = models.JSONField(default=list)
+    fake_probability = models.FloatField()
+    thumbnail = models.FileField(max_length=255)
+    heatmap = models.FileField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["track"]
+
+    def __str__(self) -> str:
+        return f"face {self.track} of {self.item_id}"
+
+    @property
+    def fake_percent(self) -> float:
+        return round(self.fake_probability * 100, 1)
+
+
+class Review(models.Model):
+    """A reviewer's decision about an item. Every decision is kept; the newest is the one shown."""
+
+    class Decision(models.TextChoices):
+        CONFIRM_FAKE = "confirm_fake", "Confirmed FAKE"
+        OVERTURN_REAL = "overturn_real", "Overturned to REAL"
+        UNCLEAR = "unclear", "Unclear"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="reviews"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} by {self.reviewer} on {self.created_at:%Y-%m-%d}"
+
+
+class FlaggedItem(Item):
+    """The admin's review queue: a proxy so it gets its own admin page beside the full item list."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged item (review queue)"
+        verbose_name_plural = "review queue"

@@ -1,0 +1,83 @@
+"""Celery tasks. Deliberately thin: the pipeline lives in `ml`, the bookkeeping in `detection.jobs`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from . import jobs
+from .models import Item
+from .signals import remove_item_files
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    name="detection.analyse_item",
+    # Acknowledge only after the job ends, so a worker that dies mid-job leaves the message to be
+    # delivered again (after the broker's visibility timeout, or at once if only the pool child died).
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Retries are bounded by Item.attempts (crashes and errors together), not by Celery's counter.
+    max_retries=None,
+    soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
+    time_limit=settings.JOB_SOFT_TIME_LIMIT + 60,
+)
+def analyse_item(self, item_id: str) -> str:
+    outcome, item = jobs.claim(item_id)
+    if outcome is not jobs.Claim.CLAIMED:
+        logger.info("Item %s not analysed: %s", item_id, outcome.value)
+        return outcome.value
+    assert item is not None
+
+    try:
+        from ml.errors import MediaError
+        from ml.pipeline import analyse
+    except Exception as exc:
+        jobs.mark_failed(item.pk, f"The analysis pipeline is not installed correctly: {exc}")
+        raise
+
+    artifacts_path = jobs.fresh_artifacts_dir(item)
+    try:
+        with jobs.heartbeat(item.pk):
+            result = analyse(
+                Path(item.original.path),
+                artifacts_dir=artifacts_path,
+                progress=jobs.ProgressReporter(item.pk),
+            )
+            jobs.store_result(item.pk, result, artifacts_path)
+    except MediaError as exc:
+        # The file itself is the problem: retrying cannot help.
+        jobs.mark_failed(item.pk, str(exc))
+        return "failed"
+    except SoftTimeLimitExceeded:
+        jobs.mark_failed(
+            item.pk,
+            f"The analysis took longer than {settings.JOB_SOFT_TIME_LIMIT // 60} minutes and was stopped.",
+        )
+        return "failed"
+    except Exception as exc:
+        if not Item.objects.filter(pk=item.pk).exists():
+            # Deleted by its owner mid-job: drop what the pipeline wrote and stop.
+            remove_item_files(item.pk)
+            return "missing"
+        logger.exception("Analysis of item %s failed (attempt %d)", item.pk, item.attempts)
+        reason = f"{type(exc).__name__}: {exc}"
+        if item.attempts >= settings.JOB_MAX_ATTEMPTS:
+            jobs.mark_failed(item.pk, f"The analysis failed {item.attempts} times; last error: {reason}")
+            return "failed"
+        jobs.mark_retrying(item.pk, reason)
+        raise self.retry(
+            exc=exc, countdown=settings.JOB_RETRY_DELAY_SECONDS * 2 ** (item.attempts - 1)
+        ) from exc
+    return "done"
+
+
+@shared_task(name="detection.sweep_stale_jobs", ignore_result=True)
+def sweep_stale_jobs() -> str:
+    return str(jobs.sweep_stale_jobs())

@@ -1,0 +1,218 @@
+"""Pages: sign-up, upload, item (with a JSON status endpoint), history, delete, and private media."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .charts import timeline_svg
+from .forms import HistoryFilterForm, SignUpForm, UploadForm
+from .models import Face, Item, Review
+from .services import submit_uploads
+
+
+def _visible_item(request: HttpRequest, item_id) -> Item:
+    """The item if the user owns it or is staff; otherwise 404, so its existence is not even revealed."""
+    return get_object_or_404(Item.objects.visible_to(request.user), pk=item_id)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.headers.get(
+        "x-requested-with"
+    ) == "XMLHttpRequest" or "application/json" in request.headers.get("accept", "")
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("upload")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}. Upload a photo or video to check it.")
+        return redirect("upload")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("upload")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(request, "detection/upload.html", {"form": UploadForm()})
+
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        if _wants_json(request):
+            return JsonResponse(
+                {"ok": False, "errors": form.rejections or form.errors.get("files", [])}, status=400
+            )
+        return render(
+            request, "detection/upload.html", {"form": form, "rejections": form.rejections}, status=400
+        )
+
+    try:
+        submissions = submit_uploads(request.user, form.staged)
+    finally:
+        form.discard_staged()  # anything not turned into an item (no-op for the moved files)
+
+    if len(submissions) == 1 and not form.rejections:
+        target = submissions[0].item.get_absolute_url()
+    else:
+        target = reverse("history")
+    for submission in submissions:
+        if submission.reused:
+            messages.info(
+                request, f"You already uploaded {submission.item.original_name}; showing that result."
+            )
+    if form.rejections:
+        for rejection in form.rejections:
+            messages.error(request, rejection)
+        # Stay on the upload page so the refusals are read; the accepted files are linked from there.
+        target = reverse("upload")
+        for submission in submissions:
+            messages.success(request, f"{submission.item.original_name} was accepted.")
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "ok": True,
+                "redirect": target,
+                "items": [
+                    {"id": str(s.item.pk), "url": s.item.get_absolute_url(), "reused": s.reused}
+                    for s in submissions
+                ],
+                "rejections": form.rejections,
+            }
+        )
+    return redirect(target)
+
+
+def _latest_review_for_owner(item: Item) -> Review | None:
+    return item.reviews.select_related("reviewer").order_by("-created_at").first()
+
+
+@login_required
+@require_GET
+def item_detail(request: HttpRequest, item_id) -> HttpResponse:
+    item = _visible_item(request, item_id)
+    faces = list(item.faces.all())
+    context = {
+        "item": item,
+        "faces": faces,
+        "review": _latest_review_for_owner(item),
+        "timeline_svg": timeline_svg(item.timeline, item.threshold) if item.kind == Item.Kind.VIDEO else "",
+        "status_url": reverse("item_status", args=[item.pk]),
+    }
+    return render(request, "detection/item_detail.html", context)
+
+
+def status_payload(item: Item) -> dict:
+    return {
+        "id": str(item.pk),
+        "status": item.status,
+        "status_display": item.get_status_display(),
+        "stage": item.stage,
+        "progress": item.progress,
+        "error": item.error,
+        "verdict": item.verdict,
+        "verdict_display": item.get_verdict_display() if item.verdict else "",
+        "fake_probability": item.fake_probability,
+        "finished": item.is_finished,
+    }
+
+
+@login_required
+@require_GET
+def item_status(request: HttpRequest, item_id) -> JsonResponse:
+    item = _visible_item(request, item_id)
+    response = JsonResponse(status_payload(item))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def item_delete(request: HttpRequest, item_id) -> HttpResponse:
+    item = _visible_item(request, item_id)
+    name = item.original_name
+    item.delete()  # detection.signals removes its files once the delete commits
+    messages.success(request, f"Deleted {name} and its files.")
+    return redirect("history")
+
+
+@login_required
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    filters = HistoryFilterForm(request.GET or None)
+    items = (
+        Item.objects.filter(owner=request.user)
+        .order_by("-created_at")
+        .prefetch_related(Prefetch("faces", queryset=Face.objects.order_by("track")), "reviews")
+    )
+    if filters.is_valid():
+        data = filters.cleaned_data
+        if data["q"]:
+            items = items.filter(original_name__icontains=data["q"])
+        if data["verdict"]:
+            items = items.filter(verdict=data["verdict"])
+        if data["kind"]:
+            items = items.filter(kind=data["kind"])
+        if data["status"]:
+            items = items.filter(status=data["status"])
+    page = Paginator(items, settings.HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "detection/history.html",
+        {"filters": filters, "page": page, "items": page.object_list, "query": query.urlencode()},
+    )
+
+
+# --- Private media ---------------------------------------------------------------------------------------
+
+
+def _serve(relative_name: str) -> FileResponse:
+    if not relative_name:
+        raise Http404("No such file")
+    media_root = Path(settings.MEDIA_ROOT).resolve()
+    path = (media_root / relative_name).resolve()
+    if not path.is_relative_to(media_root) or not path.is_file():
+        raise Http404("No such file")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    response = FileResponse(path.open("rb"), content_type=content_type)
+    # Uploaded bytes are served from the site's own origin: never let a browser run them as a page.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; media-src 'self'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def item_original(request: HttpRequest, item_id) -> FileResponse:
+    item = _visible_item(request, item_id)
+    return _serve(item.original.name)
+
+
+@login_required
+@require_GET
+def face_image(request: HttpRequest, item_id, face_id: int, which: str) -> FileResponse:
+    item = _visible_item(request, item_id)
+    face = get_object_or_404(Face, pk=face_id, item=item)
+    return _serve(face.heatmap.name if which == "heatmap" else face.thumbnail.name)

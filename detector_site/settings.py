@@ -1,0 +1,247 @@
+"""Settings for the deepfake-detection site.
+
+Everything that differs between a laptop and production comes from the environment; the defaults
+are the embedded ones that ``scripts/start`` uses (SQLite under ``var/``, Redis on localhost).
+README.md documents every variable read here.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
+
+
+# Runtime state (SQLite file, generated secret key, Redis data, beat schedule) lives here.
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else a random key kept in var/ so sessions survive restarts."""
+    from_env = os.environ.get("SECRET_KEY", "").strip()
+    if from_env:
+        return from_env
+    key_file = VAR_DIR / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(64)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "detection",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "detector_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "detection.context_processors.upload_limits",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "detector_site.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write the same file: WAL lets readers run beside a writer, and
+    # IMMEDIATE transactions plus a busy timeout turn lock conflicts into short waits, not errors.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "upload"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# Serving straight from the finders means no collectstatic step is needed for the embedded setup;
+# the Docker image still runs collectstatic so production serves compressed files.
+WHITENOISE_USE_FINDERS = True
+
+# Uploads and pipeline artefacts. They are private: only detection.views serves them, after an
+# ownership check, so MEDIA_URL is deliberately never routed.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media-not-served/"
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Upload limits and review thresholds -----------------------------------------------------------
+MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200)
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_VIDEO_SECONDS = env_int("MAX_VIDEO_SECONDS", 600)
+MAX_FILES_PER_UPLOAD = env_int("MAX_FILES_PER_UPLOAD", 20)
+# Files above this are streamed to a temporary file instead of being held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
+
+# The admin review queue lists finished items whose fake probability is at least REVIEW_THRESHOLD,
+# or lies inside the uncertain band [UNCERTAIN_LOW, UNCERTAIN_HIGH], or that the pipeline flagged.
+REVIEW_THRESHOLD = env_float("REVIEW_THRESHOLD", 0.8)
+UNCERTAIN_LOW = env_float("UNCERTAIN_LOW", 0.4)
+UNCERTAIN_HIGH = env_float("UNCERTAIN_HIGH", 0.6)
+
+HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
+
+# --- Jobs ------------------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Job state lives in the database (Item.status); Celery's own results are never read.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "images"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A message that is delivered but not acknowledged within this many seconds (the worker died) goes back
+# on the queue. It must exceed JOB_STALE_SECONDS so a redelivered job finds its heartbeat stale.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 900),
+    # How often a worker looks for such expired deliveries (kombu scans every interval * throttle s).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 3,
+}
+# The web request that enqueues must not hang when Redis is down: the item stays QUEUED and the sweep
+# enqueues it again later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+
+# The worker touches Item.heartbeat_at this often while a job runs ...
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
+# ... and a RUNNING job whose heartbeat is older than this is treated as abandoned by a dead worker.
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 60)
+# A QUEUED job older than this is enqueued again (covers a Redis restart that lost the message).
+JOB_REQUEUE_SECONDS = env_int("JOB_REQUEUE_SECONDS", 600)
+# Attempts (crashes and errors together) before a job ends FAILED.
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+JOB_RETRY_DELAY_SECONDS = env_int("JOB_RETRY_DELAY_SECONDS", 5)
+JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 1800)
+JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 60)
+
+CELERY_TASK_ROUTES = {"detection.sweep_stale_jobs": {"queue": "images"}}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-jobs": {
+        "task": "detection.sweep_stale_jobs",
+        "schedule": float(JOB_SWEEP_INTERVAL_SECONDS),
+        # A sweep that waited longer than its interval is superseded by the next one.
+        "options": {"expires": float(JOB_SWEEP_INTERVAL_SECONDS)},
+    }
+}
+
+# --- HTTPS / deployment hardening --------------------------------------------------------------------
+# Set HTTPS=true when the site is reached over TLS (directly or through a proxy that sets
+# X-Forwarded-Proto). It turns on secure cookies, the HTTPS redirect and HSTS; `check --deploy` is clean
+# with it. Left off for the embedded http://127.0.0.1 setup, where secure cookies would break login.
+HTTPS = env_bool("HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS and env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}

@@ -1,0 +1,36 @@
+"""Settings for the test suite.
+
+The queue tests start real Celery worker subprocesses, so everything the worker must share with the
+test process is a file or a server: a file-based SQLite test database (or PostgreSQL when
+DATABASE_URL says so), a media directory, and Redis on a separate database number.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+
+from .settings import *  # noqa: E402,F403
+from .settings import DATABASES, env_str  # noqa: E402
+
+_scratch = Path(tempfile.gettempdir()) / f"detector-tests-{os.environ.get('DETECTOR_TEST_RUN', os.getpid())}"
+_scratch.mkdir(parents=True, exist_ok=True)
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(_scratch / "test-db.sqlite3")}
+
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(_scratch / "media")))
+
+# Hashing speed is irrelevant to what the tests check.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Short job timings so crash recovery happens within a test's patience.
+JOB_HEARTBEAT_SECONDS = int(os.environ.get("JOB_HEARTBEAT_SECONDS", "1"))
+JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "4"))
+JOB_RETRY_DELAY_SECONDS = int(os.environ.get("JOB_RETRY_DELAY_SECONDS", "0"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("BROKER_VISIBILITY_TIMEOUT", "8")),
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}

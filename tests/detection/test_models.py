@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from detection.models import Item, Review, original_upload_path
+
+pytestmark = pytest.mark.django_db
+
+
+def test_original_path_keeps_only_the_extension_of_the_user_file_name(user):
+    item = Item(owner=user)
+    assert original_upload_path(item, "../../etc/Evil Name.JPG") == f"items/{item.pk}/original.jpg"
+
+
+def test_videos_and_images_go_to_separate_queues(make_item):
+    assert make_item(kind="video", name="clip.mp4").queue_name == "video"
+    assert make_item(kind="image").queue_name == "images"
+
+
+def test_visible_to_owner_and_staff_only(make_item, user, other_user, staff_user):
+    item = make_item(owner=user)
+    assert list(Item.objects.visible_to(user)) == [item]
+    assert list(Item.objects.visible_to(other_user)) == []
+    assert list(Item.objects.visible_to(staff_user)) == [item]
+
+
+@pytest.mark.parametrize(
+    ("probability", "uncertain", "flagged"),
+    [(0.95, False, True), (0.8, False, True), (0.5, False, True), (0.7, False, False), (0.1, False, False),
+     (0.1, True, True), (None, False, False)],
+)
+def test_flagged_means_likely_fake_or_uncertain(make_item, probability, uncertain, flagged):
+    item = make_item(status=Item.Status.DONE, fake_probability=probability, uncertain=uncertain)
+    assert (item in Item.objects.flagged()) is flagged
+
+
+def test_unfinished_items_are_never_flagged(make_item):
+    make_item(status=Item.Status.RUNNING, fake_probability=0.99)
+    assert not Item.objects.flagged().exists()
+
+
+def test_latest_review_is_the_newest_decision(make_item, staff_user):
+    item = make_item()
+    Review.objects.create(item=item, reviewer=staff_user, decision=Review.Decision.CONFIRM_FAKE)
+    newest = Review.objects.create(item=item, reviewer=staff_user, decision=Review.Decision.OVERTURN_REAL, note="x")
+    assert item.latest_review == newest
+    assert item.reviews.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_item_deletes_its_files(make_item):
+    item = make_item(faces=1)
+    item_dir = Path(settings.MEDIA_ROOT) / "items" / str(item.pk)
+    assert (item_dir / "original.png").is_file() and (item_dir / "artifacts" / "face_0.jpg").is_file()
+    item.delete()
+    assert not item_dir.exists()
+
+
+def test_percentages_and_timeline_helpers(make_item):
+    item = make_item(fake_probability=0.87654, result={"timeline": [{"frame": 0, "time": 0, "fake_probability": 1}],
+                                                       "threshold": 0.6})
+    assert item.fake_percent == 87.7
+    assert item.timeline[0]["frame"] == 0
+    assert item.threshold == 0.6
