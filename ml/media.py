@@ -1,0 +1,221 @@
+"""Recognise, validate and decode user media: images and videos, by content rather than by name."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ml.errors import MediaError
+
+# 12 MP phone photos are common and 50 MP ones exist; beyond this we assume a decompression bomb.
+MAX_IMAGE_PIXELS = 80_000_000
+# Frames larger than 8K are not video a person uploads; refuse rather than allocate gigabytes.
+MAX_VIDEO_PIXELS = 7680 * 4320
+
+IMAGE_FORMATS = ("jpeg", "png", "webp")
+VIDEO_FORMATS = ("mp4", "mov", "webm", "mkv", "avi")
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Name the container of a file from its first bytes, or None if it is not one we accept."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        # Matroska and WebM share EBML; the doctype says which.
+        return "webm" if b"webm" in head[:64] else "mkv"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "mov" if brand == b"qt  " else "mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "mov"  # old QuickTime files start with an atom other than ftyp
+    return None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    kind: str  # "image" | "video"
+    format: str
+    width: int
+    height: int
+    frame_count: int = 1
+    fps: float = 0.0
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (0 for images)."""
+        if self.kind != "video" or self.fps <= 0:
+            return 0.0
+        return self.frame_count / self.fps
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Identify and validate a media file cheaply; raise MediaError with a readable reason."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise MediaError("The file could not be read.") from exc
+    if size == 0:
+        raise MediaError("The file is empty (0 bytes).")
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    fmt = sniff_format(head)
+    if fmt is None:
+        raise MediaError(
+            "This is not a supported image or video: the content is neither JPEG, PNG, WebP "
+            "nor MP4, MOV, WebM, MKV or AVI, whatever the file name says."
+        )
+    if fmt in IMAGE_FORMATS:
+        return _probe_image(path, fmt)
+    return _probe_video(path, fmt)
+
+
+def _probe_image(path: Path, fmt: str) -> MediaInfo:
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise MediaError(
+                    f"The image is too large to analyse ({width}×{height} pixels; "
+                    f"the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels)."
+                )
+            img.load()  # decodes the pixels: catches truncated and corrupt files
+    except MediaError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise MediaError("The image is corrupt or truncated and cannot be decoded.") from exc
+    return MediaInfo(kind="image", format=fmt, width=width, height=height)
+
+
+def _probe_video(path: Path, fmt: str) -> MediaInfo:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise MediaError("The video is corrupt or truncated: it cannot be opened.")
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if width * height > MAX_VIDEO_PIXELS:
+            raise MediaError(f"The video's frames are too large ({width}×{height}).")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise MediaError("The video is corrupt or truncated: no frame can be decoded.")
+    finally:
+        cap.release()
+    if not math.isfinite(fps) or fps <= 0 or fps > 1000:
+        fps = 25.0  # some containers carry no rate; 25 fps keeps durations plausible
+    if frame_count <= 0:
+        frame_count = count_frames(path)
+    return MediaInfo(kind="video", format=fmt, width=width, height=height, frame_count=frame_count, fps=fps)
+
+
+def count_frames(path: str | Path) -> int:
+    """Count frames by walking the stream, for containers (WebM) whose header has no count."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    try:
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    return n
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode an image to an RGB uint8 array, upright according to its EXIF orientation."""
+    probe_info = probe(path)
+    if probe_info.kind != "image":
+        raise MediaError("Expected an image, got a video.")
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        return np.asarray(img.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    time: float
+    rgb: np.ndarray
+
+
+def frame_indices(frame_count: int, budget: int, mode: str = "uniform") -> list[int]:
+    """Which frames to analyse: `budget` spread evenly over the clip, or the first `budget` frames.
+
+    Uniform sampling takes the centre of each of `budget` equal segments, so a clip is covered end to
+    end; "first" is the seeds' mode (their models saw the first N frames).
+    """
+    if frame_count <= 0 or budget <= 0:
+        return []
+    if budget >= frame_count:
+        return list(range(frame_count))
+    if mode == "first":
+        return list(range(budget))
+    if mode != "uniform":
+        raise ValueError(f"unknown sampling mode {mode!r}")
+    step = frame_count / budget
+    return sorted({min(frame_count - 1, int(step * (i + 0.5))) for i in range(budget)})
+
+
+# Past this many frames between samples, seeking beats decoding every frame in between
+# (measured with benchmarks/pipeline.py; seeking costs a keyframe decode each time).
+SEEK_GAP_FRAMES = 300
+
+
+def sample_frames(
+    path: str | Path,
+    budget: int = 32,
+    mode: str = "uniform",
+    strategy: str = "auto",
+    info: MediaInfo | None = None,
+) -> Iterator[Frame]:
+    """Yield the sampled frames of a video in order, decoding one at a time (never the whole clip).
+
+    strategy: "grab" walks the stream with grab() and decodes only sampled frames with retrieve();
+    "seek" jumps with CAP_PROP_POS_FRAMES; "auto" seeks only when samples are far apart.
+    """
+    info = info or probe(path)
+    if info.kind != "video":
+        raise MediaError("Expected a video, got an image.")
+    wanted = frame_indices(info.frame_count, budget, mode)
+    if not wanted:
+        return
+    if strategy == "auto":
+        gap = (wanted[-1] - wanted[0]) / max(1, len(wanted) - 1)
+        strategy = "seek" if gap > SEEK_GAP_FRAMES else "grab"
+    cap = cv2.VideoCapture(str(path))
+    fps = info.fps
+    try:
+        if strategy == "seek":
+            for idx in wanted:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                yield Frame(idx, idx / fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            return
+        wanted_set = set(wanted)
+        last = wanted[-1]
+        idx = 0
+        while idx <= last:
+            if not cap.grab():
+                break
+            if idx in wanted_set:
+                ok, bgr = cap.retrieve()
+                if ok:
+                    yield Frame(idx, idx / fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            idx += 1
+    finally:
+        cap.release()
