@@ -1,0 +1,64 @@
+"""Test media generated on the fly from a real face photo that ships with scikit-image.
+
+astronaut.png (Eileen Collins, NASA, public domain) is the only real face used; videos are written
+with OpenCV by panning and zooming over it, so no dataset file is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skimage import data
+
+# The face in astronaut.png (x, y, w, h), as RetinaFace finds it.
+ASTRONAUT_FACE = (177, 56, 95, 120)
+
+
+def astronaut() -> np.ndarray:
+    return data.astronaut()
+
+
+def write_image(path: Path, rgb: np.ndarray, quality: int = 92) -> Path:
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    return path
+
+
+def face_patch(size: int = 200) -> np.ndarray:
+    """A square cut of the astronaut's head and shoulders."""
+    x, y, w, h = ASTRONAUT_FACE
+    cx, cy = x + w // 2, y + h // 2
+    patch = astronaut()[max(0, cy - 110): cy + 130, max(0, cx - 120): cx + 120]
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def write_video(path: Path, frames: int = 40, size: tuple[int, int] = (640, 360), faces: int = 1,
+                fps: float = 20.0) -> Path:
+    """A clip with `faces` copies of the face, side by side, panning and zooming slowly."""
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    rng = np.random.default_rng(0)
+    background = (rng.integers(60, 100, (h, w, 3))).astype(np.uint8)
+    for t in range(frames):
+        frame = background.copy()
+        side = int(h * (0.55 + 0.1 * t / max(1, frames - 1)))  # zoom in over the clip
+        patch = face_patch(side)
+        for k in range(faces):
+            x0 = int((k + 0.5) * w / faces - side / 2 + 20 * np.sin(t / 6))  # pan
+            y0 = (h - side) // 2
+            x0 = min(max(0, x0), w - side)
+            frame[y0: y0 + side, x0: x0 + side] = patch
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_blank_video(path: Path, frames: int = 20, size: tuple[int, int] = (320, 240)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
+    for t in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 40 + t, np.uint8))
+    writer.release()
+    return path

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.errors import MediaError
+from ml.media import frame_indices, load_image, probe, sample_frames, sniff_format
+
+
+def test_sniff_format_reads_content_not_names():
+    assert sniff_format(b"\xff\xd8\xff\xe0....") == "jpeg"
+    assert sniff_format(b"\x89PNG\r\n\x1a\n....") == "png"
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert sniff_format(b"RIFF\x00\x00\x00\x00AVI LIST") == "avi"
+    assert sniff_format(b"\x00\x00\x00\x18ftypisom") == "mp4"
+    assert sniff_format(b"\x00\x00\x00\x14ftypqt  ") == "mov"
+    assert sniff_format(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01webm") == "webm"
+    assert sniff_format(b"%PDF-1.7") is None
+
+
+def test_probe_image_and_video(face_jpg, face_video):
+    img = probe(face_jpg)
+    assert (img.kind, img.format, img.width, img.height) == ("image", "jpeg", 512, 512)
+    vid = probe(face_video)
+    assert (vid.kind, vid.format, vid.width, vid.height, vid.frame_count) == ("video", "mp4", 640, 360, 40)
+    assert vid.duration == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("empty", "empty"),
+    ("pdf_as_mp4", "not a supported image or video"),
+    ("truncated_jpg", "corrupt or truncated"),
+    ("truncated_mp4", "corrupt or truncated"),
+])
+def test_bad_files_get_readable_errors(corrupt_files, name, message):
+    with pytest.raises(MediaError, match=message):
+        probe(corrupt_files[name])
+
+
+def test_image_bomb_is_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10_000, 9_000)).save(bomb)  # 90 megapixels in a tiny file
+    assert bomb.stat().st_size < 2_000_000
+    with pytest.raises(MediaError, match="too large"):
+        probe(bomb)
+
+
+def test_load_image_applies_exif_orientation(tmp_path):
+    rgb = np.zeros((20, 40, 3), np.uint8)
+    rgb[:, :20] = 255  # left half white
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise when displayed
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif, quality=95)
+    upright = load_image(path)
+    assert upright.shape == (40, 20, 3)
+    assert upright[:20].mean() > 200 and upright[20:].mean() < 50  # the white half is now on top
+
+
+def test_frame_indices_uniform_and_first():
+    assert frame_indices(100, 4) == [12, 37, 62, 87]
+    assert frame_indices(100, 4, "first") == [0, 1, 2, 3]
+    assert frame_indices(3, 10) == [0, 1, 2]
+    assert frame_indices(0, 10) == []
+    idx = frame_indices(10_000, 32)
+    assert len(idx) == 32 and idx[0] < 320 and idx[-1] > 9_600  # covers the whole clip
+
+
+def test_sample_frames_grab_and_seek_agree(face_video):
+    grabbed = list(sample_frames(face_video, 5, strategy="grab"))
+    seeked = list(sample_frames(face_video, 5, strategy="seek"))
+    assert [f.index for f in grabbed] == [4, 12, 20, 28, 36] == [f.index for f in seeked]
+    for a, b in zip(grabbed, seeked, strict=True):
+        assert a.rgb.shape == (360, 640, 3)
+        assert np.abs(a.rgb.astype(int) - b.rgb.astype(int)).mean() < 2
+    assert grabbed[1].time == pytest.approx(12 / 20)
+
+
+def test_sample_frames_refuses_images(face_jpg):
+    with pytest.raises(MediaError):
+        list(sample_frames(face_jpg))
