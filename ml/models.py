@@ -1,0 +1,140 @@
+"""Network definitions: image classifiers (fine-tuned backbone, compact CNN) and the video LSTM."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ml.backbones import build_backbone
+
+
+class FaceClassifier(nn.Module):
+    """ImageNet backbone + global average pool + linear head: one fake logit per face crop.
+
+    `embed` exposes the pooled features, which the video branch consumes frame by frame.
+    """
+
+    def __init__(self, backbone: str = "mobilenet_v2", pretrained: bool = True, dropout: float = 0.2):
+        super().__init__()
+        self.features, self.feature_dim = build_backbone(backbone, pretrained=pretrained)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, 1))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x)).squeeze(1)
+
+    def classify_embedding(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.head(emb).squeeze(1)
+
+    def feature_blocks(self) -> list[nn.Module]:
+        return list(self.features.children())
+
+    def set_trainable(self, freeze: str) -> None:
+        """freeze: "backbone" (head only), "last:N" (last N feature blocks + head) or "none" (all)."""
+        blocks = self.feature_blocks()
+        if freeze == "none":
+            n_train = len(blocks)
+        elif freeze == "backbone":
+            n_train = 0
+        elif freeze.startswith("last:"):
+            n_train = int(freeze.split(":", 1)[1])
+        else:
+            raise ValueError(f"unknown freeze option {freeze!r}")
+        for i, block in enumerate(blocks):
+            block.requires_grad_(i >= len(blocks) - n_train)
+        self.head.requires_grad_(True)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.out = nn.Sequential(nn.ReLU(inplace=True), nn.MaxPool2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x) + self.skip(x))
+
+
+class CompactCNN(nn.Module):
+    """The seeds' custom CNN: five residual conv blocks on 128×128 input, two dense layers.
+
+    Trained from scratch (no pretrained weights), as a baseline for the fine-tuned backbone.
+    """
+
+    input_size = 128
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256, 256), dropout: float = 0.5):
+        super().__init__()
+        layers, cin = [], 3
+        for w in widths:
+            layers.append(_ResidualBlock(cin, w))
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = cin
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(
+            nn.Linear(cin, 128), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(128, 1)
+        )
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x)).squeeze(1)
+
+    def classify_embedding(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.head(emb).squeeze(1)
+
+    def feature_blocks(self) -> list[nn.Module]:
+        return list(self.features.children())
+
+    def set_trainable(self, freeze: str) -> None:
+        self.requires_grad_(True)  # trained from scratch: nothing to freeze
+
+
+class TrackLSTM(nn.Module):
+    """Per-frame face embeddings of one track, in time order -> LSTM -> one fake logit for the track."""
+
+    def __init__(self, feature_dim: int, hidden: int = 256, layers: int = 2, dropout: float = 0.4):
+        super().__init__()
+        self.input_dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(
+            feature_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
+        # Mean and last hidden state: the mean is robust to a few bad frames, the last sees the sequence.
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, 1))
+
+    def forward(self, seq: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """seq: (N, T, D); lengths: valid steps per sequence (padding after them is ignored)."""
+        out, _ = self.lstm(self.input_dropout(seq))
+        if lengths is None:
+            mean = out.mean(dim=1)
+            last = out[:, -1]
+        else:
+            mask = (torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+            mean = (out * mask).sum(1) / lengths.clamp(min=1)[:, None].to(out.dtype)
+            last = out[torch.arange(out.shape[0], device=out.device), (lengths - 1).clamp(min=0)]
+        return self.head(torch.cat([mean, last], dim=1)).squeeze(1)
+
+
+IMAGE_ARCHS = ("mobilenet_v2", "resnext50_32x4d", "resnet50", "compact_cnn")
+
+
+def build_image_model(arch: str, pretrained: bool = True) -> nn.Module:
+    """The one constructor for image-branch architectures by name."""
+    if arch == "compact_cnn":
+        return CompactCNN()
+    if arch in IMAGE_ARCHS:
+        return FaceClassifier(arch, pretrained=pretrained)
+    raise ValueError(f"unknown image architecture {arch!r}; choose from {IMAGE_ARCHS}")
+
+
+def input_size_for(arch: str) -> int:
+    return CompactCNN.input_size if arch == "compact_cnn" else 224

@@ -1,0 +1,234 @@
+"""From a file to a verdict: the production path the site, the CLI and the benchmarks all call.
+
+image: detect every face -> crop -> image model (with a flipped view) -> calibrated probability per face.
+video: sample frames -> detect -> link into face tracks -> CNN embeddings per frame -> LSTM per track;
+the clip is as suspicious as its most suspicious track. Per-frame image scores make the timeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ml.faces import DEFAULT_DETECTOR, FaceBox, crop_face, get_detector
+from ml.gradcam import grad_cam, overlay
+from ml.media import MediaInfo, load_image, probe, sample_frames
+from ml.registry import ModelCard, load_image_model, load_video_model
+from ml.tracking import FaceTrack, build_tracks
+from ml.transforms import to_tensor
+
+Progress = Callable[[str, float], None]
+DEFAULT_FRAMES = 32
+THUMBNAIL_SIZE = 224
+
+
+def _no_progress(stage: str, fraction: float) -> None:
+    return None
+
+
+@dataclass
+class TrackResult:
+    track: FaceTrack
+    crops: list[np.ndarray] = field(default_factory=list)
+    frame_probs: list[float] = field(default_factory=list)
+    fake_probability: float = 0.0
+
+
+class Analyser:
+    """Holds the models (loaded once per process) and analyses files one at a time."""
+
+    def __init__(self, image_model: str | None = None, video_model: str | None = None,
+                 detector: str = DEFAULT_DETECTOR, frames: int = DEFAULT_FRAMES, sampling: str = "uniform",
+                 device: str | None = None, heatmaps: bool = True, registry: Path | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.image_model, self.image_card = load_image_model(image_model, registry)
+        self.video_model, self.video_card = load_video_model(video_model, registry)
+        self.image_model.to(self.device)
+        self.video_model.to(self.device)
+        if self.device.type == "cpu":
+            self.image_model = self.image_model.to(memory_format=torch.channels_last)
+        self.detector = get_detector(detector)
+        self.frames = frames
+        self.sampling = sampling
+        self.heatmaps = heatmaps
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------ shared pieces
+
+    def _timed(self, stage: str, seconds: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+    @torch.inference_mode()
+    def _embed(self, faces: list[np.ndarray]) -> torch.Tensor:
+        """Pooled CNN features for a list of crops, batched."""
+        size = self.image_card.input_size
+        out = []
+        for s in range(0, len(faces), 32):
+            x = to_tensor(faces[s: s + 32], size).to(self.device)
+            if self.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            out.append(self.image_model.embed(x).float())
+        return torch.cat(out)
+
+    def _image_probs(self, emb: torch.Tensor) -> list[float]:
+        with torch.inference_mode():
+            return self.image_card.calibrated(self.image_model.classify_embedding(emb)).cpu().tolist()
+
+    def _write_artifacts(self, face: np.ndarray, name: str, artifacts_dir: Path | None) -> dict:
+        if artifacts_dir is None:
+            return {}
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        thumb = f"{name}.jpg"
+        cv2.imwrite(str(artifacts_dir / thumb), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        out = {"thumbnail": thumb}
+        if self.heatmaps and hasattr(self.image_model, "classify_embedding"):
+            cam = grad_cam(self.image_model, face, self.image_card.input_size)
+            heat = f"{name}_heatmap.png"
+            cv2.imwrite(str(artifacts_dir / heat), cv2.cvtColor(overlay(face, cam), cv2.COLOR_RGB2BGR))
+            out["heatmap"] = heat
+        return out
+
+    # ------------------------------------------------------------ entry point
+
+    def analyse(self, path: str | Path, artifacts_dir: Path | None = None,
+                progress: Progress | None = None) -> dict:
+        """Analyse one file; returns the stable result dict (see `ml predict --json`).
+
+        Raises MediaError for files that are not analysable media.
+        """
+        progress = progress or _no_progress
+        started = time.perf_counter()
+        self.timings = {}
+        path = Path(path)
+        progress("probing", 0.0)
+        info = probe(path)
+        if info.kind == "image":
+            result = self._analyse_image(path, artifacts_dir, progress)
+        else:
+            result = self._analyse_video(path, info, artifacts_dir, progress)
+        result["seconds"] = round(time.perf_counter() - started, 3)
+        result["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
+        progress("done", 1.0)
+        return result
+
+    def _result(self, path: Path, kind: str, card: ModelCard, prob: float | None, faces: list[dict],
+                timeline: list[dict]) -> dict:
+        rule = card.verdict_rule()
+        return {
+            "path": str(path), "kind": kind, "verdict": rule.verdict(prob),
+            "fake_probability": None if prob is None else round(float(prob), 4),
+            "model": card.ref, "faces": faces, "timeline": timeline,
+            "uncertain": rule.is_uncertain(prob), "threshold": rule.threshold,
+        }
+
+    def _analyse_image(self, path: Path, artifacts_dir: Path | None, progress: Progress) -> dict:
+        t = time.perf_counter()
+        rgb = load_image(path)
+        self._timed("decode", time.perf_counter() - t)
+        progress("detecting faces", 0.2)
+        t = time.perf_counter()
+        boxes = self.detector.detect(rgb)
+        self._timed("detect", time.perf_counter() - t)
+        if not boxes:
+            return self._result(path, "image", self.image_card, None, [], [])
+        progress("scoring faces", 0.5)
+        t = time.perf_counter()
+        size = self.image_card.input_size
+        crops = [crop_face(rgb, b, size) for b in boxes]
+        self._timed("crop", time.perf_counter() - t)
+        t = time.perf_counter()
+        # test-time augmentation: the crop and its mirror image, logits averaged
+        emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
+        with torch.inference_mode():
+            logits = self.image_model.classify_embedding(emb).float().view(2, len(crops)).mean(0)
+            probs = self.image_card.calibrated(logits).cpu().tolist()
+        self._timed("cnn", time.perf_counter() - t)
+        progress("writing results", 0.8)
+        t = time.perf_counter()
+        faces = []
+        for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
+            face = {"track": i, "box": box.as_list(), "frames": [0], "fake_probability": round(p, 4)}
+            face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir))
+            faces.append(face)
+        self._timed("write", time.perf_counter() - t)
+        return self._result(path, "image", self.image_card, max(probs), faces, [])
+
+    def _analyse_video(self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress) -> dict:
+        size = self.image_card.input_size
+        detections: list[tuple[int, list[FaceBox]]] = []
+        crops_by_frame: dict[int, list[np.ndarray]] = {}
+        times: dict[int, float] = {}
+        frames = sample_frames(path, self.frames, self.sampling, info=info)
+        n_expected = max(1, min(self.frames, info.frame_count))
+        t = time.perf_counter()
+        for k, frame in enumerate(frames):
+            t1 = time.perf_counter()
+            self._timed("decode", t1 - t)
+            boxes = self.detector.detect(frame.rgb)
+            t2 = time.perf_counter()
+            self._timed("detect", t2 - t1)
+            # crop now and drop the frame: memory stays flat however long the clip is
+            crops_by_frame[frame.index] = [crop_face(frame.rgb, b, size) for b in boxes]
+            detections.append((frame.index, boxes))
+            times[frame.index] = frame.time
+            t = time.perf_counter()
+            self._timed("crop", t - t2)
+            progress("detecting faces", 0.05 + 0.6 * (k + 1) / n_expected)
+        tracks = build_tracks(detections)
+        if not tracks:
+            return self._result(path, "video", self.video_card, None, [], [])
+        progress("scoring faces", 0.7)
+        # Tracks hold the very FaceBox objects the detector returned, so identity finds each crop.
+        crop_of = {id(b): c for f, boxes in detections for b, c in zip(boxes, crops_by_frame[f], strict=True)}
+        results = [TrackResult(track, [crop_of[id(b)] for b in track.boxes]) for track in tracks]
+        t = time.perf_counter()
+        all_crops = [c for tr in results for c in tr.crops]
+        emb = self._embed(all_crops)
+        frame_probs = self._image_probs(emb)
+        self._timed("cnn", time.perf_counter() - t)
+        t = time.perf_counter()
+        offset = 0
+        with torch.inference_mode():
+            for tr in results:
+                n = len(tr.crops)
+                tr.frame_probs = frame_probs[offset: offset + n]
+                logit = self.video_model(emb[offset: offset + n][None])
+                tr.fake_probability = float(self.video_card.calibrated(logit)[0])
+                offset += n
+        self._timed("lstm", time.perf_counter() - t)
+        progress("writing results", 0.9)
+        t = time.perf_counter()
+        faces = []
+        per_frame: dict[int, float] = {}
+        for tr in results:
+            best = int(np.argmax([b.score * b.area for b in tr.track.boxes]))
+            face = {"track": tr.track.track_id, "box": tr.track.boxes[best].as_list(),
+                    "frames": tr.track.frame_indices, "fake_probability": round(tr.fake_probability, 4),
+                    "frame_probabilities": [round(p, 4) for p in tr.frame_probs]}
+            face.update(self._write_artifacts(tr.crops[best], f"face_{tr.track.track_id}", artifacts_dir))
+            faces.append(face)
+            for f, p in zip(tr.track.frame_indices, tr.frame_probs, strict=True):
+                per_frame[f] = max(per_frame.get(f, 0.0), p)
+        timeline = [{"frame": f, "time": round(times[f], 3), "fake_probability": round(p, 4)}
+                    for f, p in sorted(per_frame.items())]
+        self._timed("write", time.perf_counter() - t)
+        clip = max(tr.fake_probability for tr in results)
+        return self._result(path, "video", self.video_card, clip, faces, timeline)
+
+
+@cache
+def get_analyser(**options) -> Analyser:
+    """The process-wide analyser (models load once per worker process, not once per job)."""
+    return Analyser(**options)
+
+
+def analyse(path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None) -> dict:
+    """Analyse a photo or a video with the default models; see Analyser.analyse."""
+    return get_analyser().analyse(path, artifacts_dir=artifacts_dir, progress=progress)

@@ -1,0 +1,191 @@
+"""Model registry: versioned checkpoints with cards, the defaults the product uses, and their checks.
+
+A model is `name@version`: weights in `<name>-<version>.pt`, card in `<name>-<version>.json` (architecture,
+backbone, input size, training data, date, metrics, calibration, verdict thresholds, SHA-256 of the
+weights). Results record the `name@version` that produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from ml.backbones import BACKBONES, sha256_file, verify_backbone_weights
+from ml.errors import MissingWeightsError
+from ml.models import TrackLSTM, build_image_model
+from ml.verdict import VerdictRule
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULTS_FILE = "defaults.json"
+
+
+def registry_dir() -> Path:
+    """Shipped weights live in ml/weights; ML_WEIGHTS_DIR points elsewhere (e.g. freshly trained ones)."""
+    return Path(os.environ.get("ML_WEIGHTS_DIR", WEIGHTS_DIR))
+
+
+@dataclass
+class ModelCard:
+    name: str
+    version: str
+    task: str  # "image" | "video"
+    arch: str  # image: backbone or compact_cnn; video: "lstm"
+    input_size: int
+    sha256: str = ""
+    backbone: str | None = None
+    feature_model: str | None = None  # video: the image model whose embeddings the LSTM reads
+    lstm: dict = field(default_factory=dict)
+    temperature: float = 1.0
+    threshold: float = 0.5
+    uncertain_band: tuple[float, float] = (0.35, 0.65)
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def stem(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    def verdict_rule(self) -> VerdictRule:
+        lo, hi = self.uncertain_band
+        return VerdictRule(self.threshold, lo, hi)
+
+    def calibrated(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits.float() / self.temperature)
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    name, _, version = ref.partition("@")
+    return name, version or None
+
+
+def list_cards(directory: Path | None = None) -> list[ModelCard]:
+    directory = directory or registry_dir()
+    cards = []
+    for path in sorted(directory.glob("*.json")):
+        if path.name == DEFAULTS_FILE:
+            continue
+        data = json.loads(path.read_text())
+        data["uncertain_band"] = tuple(data.get("uncertain_band", (0.35, 0.65)))
+        cards.append(ModelCard(**data))
+    return cards
+
+
+def default_refs(directory: Path | None = None) -> dict[str, str]:
+    path = (directory or registry_dir()) / DEFAULTS_FILE
+    if not path.is_file():
+        raise MissingWeightsError(f"no {DEFAULTS_FILE} in {path.parent}: no default models are registered")
+    return json.loads(path.read_text())
+
+
+def find_card(ref: str, directory: Path | None = None) -> ModelCard:
+    name, version = parse_ref(ref)
+    matches = [c for c in list_cards(directory) if c.name == name and (version is None or c.version == version)]
+    if not matches:
+        raise MissingWeightsError(f"model {ref} is not in the registry at {directory or registry_dir()}")
+    return max(matches, key=lambda c: c.version)
+
+
+def save_model(model: torch.nn.Module, card: ModelCard, directory: Path, set_default: bool = False) -> Path:
+    """Write weights (fp16 to keep the repository small) and the card with the weights' SHA-256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    weights = directory / f"{card.stem}.pt"
+    torch.save(state, weights)
+    card.sha256 = sha256_file(weights)
+    (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
+    if set_default:
+        defaults_path = directory / DEFAULTS_FILE
+        defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}
+        defaults[card.task] = card.ref
+        defaults_path.write_text(json.dumps(defaults, indent=2) + "\n")
+    return weights
+
+
+def _load_state(card: ModelCard, directory: Path) -> dict:
+    path = directory / f"{card.stem}.pt"
+    if not path.is_file():
+        raise MissingWeightsError(f"weights of {card.ref} missing: expected {path}")
+    digest = sha256_file(path)
+    if card.sha256 and digest != card.sha256:
+        raise MissingWeightsError(f"{path} has SHA-256 {digest[:16]}…, its card says {card.sha256[:16]}…")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def load_image_model(ref: str | None = None, directory: Path | None = None) -> tuple[torch.nn.Module, ModelCard]:
+    directory = directory or registry_dir()
+    card = find_card(ref or default_refs(directory)["image"], directory)
+    model = build_image_model(card.arch, pretrained=False)
+    model.load_state_dict(_load_state(card, directory), strict=True)
+    return model.eval(), card
+
+
+def load_video_model(ref: str | None = None, directory: Path | None = None) -> tuple[TrackLSTM, ModelCard]:
+    directory = directory or registry_dir()
+    card = find_card(ref or default_refs(directory)["video"], directory)
+    model = TrackLSTM(**card.lstm)
+    model.load_state_dict(_load_state(card, directory), strict=True)
+    return model.eval(), card
+
+
+@cache
+def _checked_file(path: str, mtime: float) -> str:
+    return sha256_file(Path(path))
+
+
+def check_weights(directory: Path | None = None) -> list[str]:
+    """Everything that must hold before a job runs; returns human-readable problems (empty when fine)."""
+    from ml.faces import face_model_path
+
+    directory = directory or registry_dir()
+    problems: list[str] = []
+    try:
+        refs = default_refs(directory)
+    except MissingWeightsError as exc:
+        return [str(exc)]
+    for task in ("image", "video"):
+        if task not in refs:
+            problems.append(f"no default {task} model in {directory / DEFAULTS_FILE}")
+            continue
+        try:
+            card = find_card(refs[task], directory)
+        except MissingWeightsError as exc:
+            problems.append(str(exc))
+            continue
+        path = directory / f"{card.stem}.pt"
+        if not path.is_file():
+            problems.append(f"weights of {card.ref} missing: expected {path}")
+        elif _checked_file(str(path), path.stat().st_mtime) != card.sha256:
+            problems.append(f"{path} does not match the SHA-256 in its card: corrupt or replaced")
+    for filename in ("shape_predictor_68_face_landmarks.dat",):
+        try:
+            face_model_path(filename)
+        except MissingWeightsError as exc:
+            problems.append(str(exc))
+    try:
+        verify_backbone_weights("mobilenet_v2")  # what training starts from; inference needs only our files
+    except MissingWeightsError as exc:
+        problems.append(str(exc))
+    try:
+        from ml.faces import get_detector
+
+        get_detector()
+    except Exception as exc:  # noqa: BLE001 - any failure to build the detector is a set-up problem
+        problems.append(f"face detector cannot be loaded: {exc}")
+    return problems
+
+
+__all__ = [
+    "BACKBONES", "ModelCard", "check_weights", "default_refs", "find_card", "list_cards",
+    "load_image_model", "load_video_model", "save_model",
+]

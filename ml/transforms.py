@@ -1,0 +1,62 @@
+"""Explicit transforms: model input normalisation (inference and training) and training augmentations."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def to_tensor(crops: np.ndarray | list[np.ndarray], size: int | None = None) -> torch.Tensor:
+    """RGB uint8 crops (N,H,W,3) -> normalised float tensor (N,3,S,S) with ImageNet statistics."""
+    arr = np.stack(crops) if isinstance(crops, list) else crops
+    if arr.ndim == 3:
+        arr = arr[None]
+    if size is not None and arr.shape[1] != size:
+        arr = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in arr])
+    x = (arr.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def random_affine(img: np.ndarray, rng: np.random.Generator, rotation: float = 20, shear: float = 0.15,
+                  zoom: float = 0.15, shift: float = 0.08) -> np.ndarray:
+    """The seeds' geometric augmentation: rotation up to 20°, shear, zoom and shift, edges reflected."""
+    h, w = img.shape[:2]
+    angle = rng.uniform(-rotation, rotation)
+    scale = 1 + rng.uniform(-zoom, zoom)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    sh = rng.uniform(-shear, shear)
+    m[0, 1] += sh
+    m[0, 2] -= sh * h / 2
+    m[:, 2] += rng.uniform(-shift, shift, size=2) * (w, h)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Robustness augmentations: what social-media re-encoding and resizing do to an upload."""
+    out = img
+    if rng.random() < 0.3:  # downscale then upscale
+        h, w = out.shape[:2]
+        f = rng.uniform(0.4, 0.9)
+        small = cv2.resize(out, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.2:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.5))
+    if rng.random() < 0.2:
+        noise = rng.normal(0, rng.uniform(2, 8), out.shape)
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        alpha = rng.uniform(0.8, 1.2)
+        beta = rng.uniform(-20, 20)
+        out = np.clip(out.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        out = jpeg(out, int(rng.integers(30, 96)))
+    return out
