@@ -1,0 +1,176 @@
+"""Command line: `python -m ml train|evaluate|predict|models` (see `python -m ml --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _config(cls, path: str | None, overrides: dict):
+    data = {}
+    if path:
+        p = Path(path)
+        if not p.exists() and (CONFIG_DIR / p).exists():
+            p = CONFIG_DIR / p
+        data = json.loads(p.read_text())
+    names = {f.name for f in fields(cls)}
+    data.update({k: v for k, v in overrides.items() if v is not None and k in names})
+    return cls(**data)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ml.train import ImageTrainConfig, VideoTrainConfig, train_image, train_video
+
+    overrides = {"arch": args.arch, "epochs": args.epochs, "freeze": args.freeze, "name": args.name,
+                 "version": args.version, "sbi_fraction": args.sbi_fraction, "sbi_copies": args.sbi_copies,
+                 "seed": args.seed, "image_model": args.image_model, "max_minutes": args.max_minutes,
+                 "exclude_sources": args.exclude}
+    cache = Path(args.cache)
+    if args.task == "image":
+        cfg = _config(ImageTrainConfig, args.config, overrides)
+        if args.name is None and args.arch:
+            cfg.name = f"image-{cfg.arch}"
+        train_image(Path(args.data), Path(args.out), cfg, cache, device=args.device)
+    else:
+        cfg = _config(VideoTrainConfig, args.config, overrides)
+        registry = Path(args.registry) if args.registry else None
+        train_video(Path(args.data), Path(args.out), cfg, cache, frames=args.frames, device=args.device,
+                    registry=registry)
+    return 0
+
+
+def _analyser(args: argparse.Namespace):
+    from ml.pipeline import Analyser
+
+    return Analyser(image_model=args.image_model, video_model=args.video_model, detector=args.detector,
+                    frames=args.frames, device=args.device, heatmaps=getattr(args, "heatmaps", False),
+                    registry=Path(args.registry) if args.registry else None)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ml.evaluate import evaluate_folder, format_report, report_json
+
+    analyser = _analyser(args)
+    report = evaluate_folder(Path(args.data), analyser, jpeg_quality=args.jpeg_quality,
+                             roc_png=Path(args.roc) if args.roc else None,
+                             exclude=tuple(args.exclude or ()), only=tuple(args.only or ()))
+    print(format_report(report))
+    if args.json_out:
+        Path(args.json_out).write_text(report_json(report) + "\n")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ml.errors import MediaError
+
+    analyser = _analyser(args)
+    status = 0
+    for name in args.files:
+        started = time.perf_counter()
+        artifacts = Path(args.artifacts) / Path(name).stem if args.artifacts else None
+        try:
+            result = analyser.analyse(name, artifacts_dir=artifacts)
+            result.pop("timings", None)
+        except MediaError as exc:
+            result = {"path": name, "error": str(exc), "seconds": round(time.perf_counter() - started, 3)}
+            status = 1
+        if args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            if "error" in result:
+                print(f"{name}: ERROR {result['error']}")
+            else:
+                p = result["fake_probability"]
+                pct = "" if p is None else f" ({100 * p:.1f}% fake)"
+                print(f"{name}: {result['verdict'].upper()}{pct}, {len(result['faces'])} face(s), "
+                      f"{result['model']}, {result['seconds']:.2f}s")
+    return status
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from ml.registry import check_weights, default_refs, list_cards
+
+    registry = Path(args.registry) if args.registry else None
+    defaults = set(default_refs(registry).values())
+    for card in list_cards(registry):
+        mark = "*" if card.ref in defaults else " "
+        test = card.metrics.get("test", {})
+        auc = f" test AUC {test['roc_auc']:.3f}" if "roc_auc" in test else ""
+        print(f"{mark} {card.ref:32s} {card.task:5s} {card.arch:16s} T={card.temperature:.2f}{auc}")
+    problems = check_weights(registry)
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--image-model", help="name@version (default: the registry's default)")
+        p.add_argument("--video-model", help="name@version (default: the registry's default)")
+        p.add_argument("--registry", help="registry folder (default: ml/weights or $ML_WEIGHTS_DIR)")
+        p.add_argument("--detector", default="retinaface", choices=["retinaface", "hog", "cnn", "haar"])
+        p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
+        p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+
+    t = sub.add_parser("train", help="train a model over DIR/{train,val}/{real,fake}/")
+    t.add_argument("--task", choices=["image", "video"], required=True)
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True, help="registry folder to write the checkpoint and card into")
+    t.add_argument("--config", help="JSON config (ml/configs/*.json)")
+    t.add_argument("--arch", help="mobilenet_v2, resnext50_32x4d, resnet50 or compact_cnn")
+    t.add_argument("--freeze", help="backbone | last:N | none")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--sbi-fraction", type=float, help="self-blended fakes per real face per epoch (image)")
+    t.add_argument("--sbi-copies", type=int, help="self-blended copies per real track (video)")
+    t.add_argument("--exclude", nargs="*", help="file-name prefixes to leave out (leave-one-source-out)")
+    t.add_argument("--image-model", help="video: name@version of the frame embedder")
+    t.add_argument("--registry", help="video: registry holding the image model")
+    t.add_argument("--name")
+    t.add_argument("--version")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-minutes", type=float)
+    t.add_argument("--frames", type=int, default=32)
+    t.add_argument("--cache", default="cache/crops", help="where face crops are cached")
+    t.add_argument("--device")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of the pipeline on DIR/{real,fake}/")
+    e.add_argument("--data", required=True)
+    e.add_argument("--roc", help="write the ROC curve PNG here")
+    e.add_argument("--jpeg-quality", type=int, help="re-compress every input first (robustness)")
+    e.add_argument("--exclude", nargs="*", help="leave out files whose names start with these")
+    e.add_argument("--only", nargs="*", help="only files whose names start with these")
+    e.add_argument("--json-out", help="also write the metrics as JSON")
+    model_options(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="verdicts for files")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per input")
+    p.add_argument("--artifacts", help="write face thumbnails and heatmaps under this folder")
+    p.add_argument("--heatmaps", action="store_true", help="Grad-CAM overlays (with --artifacts)")
+    model_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    m = sub.add_parser("models", help="list registered models and check their files")
+    m.add_argument("--registry")
+    m.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

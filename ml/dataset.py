@@ -1,0 +1,165 @@
+"""Training data: face crops cut once from a `split/{real,fake}/` folder tree and cached on disk.
+
+Each face is cached as a *context crop* (a square 1.8× the face box, 310 px) with its 68 landmarks,
+so training can build self-blended fakes and geometric augmentations from more than the final
+1.3× crop, then cut the same 1.3× / 224 px crop that inference uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.faces import FaceBox, crop_face, get_detector
+from ml.landmarks import landmarks_68
+from ml.media import load_image, probe, sample_frames
+from ml.tracking import build_tracks
+
+CONTEXT_MARGIN = 1.8
+CONTEXT_SIZE = 310  # 310 * 1.3 / 1.8 ≈ 224: the inference crop sits inside at native scale
+LABELS = {"real": 0, "fake": 1}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi"}
+
+
+def list_split(split_dir: Path, suffixes: set[str]) -> list[tuple[Path, int]]:
+    """(file, label) pairs under split_dir/real and split_dir/fake, sorted for reproducibility."""
+    items = []
+    for name, label in LABELS.items():
+        folder = split_dir / name
+        if folder.is_dir():
+            items += [(p, label) for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes]
+    if not items:
+        raise FileNotFoundError(f"no media under {split_dir}/real or {split_dir}/fake")
+    return items
+
+
+def context_crop(rgb: np.ndarray, box: FaceBox) -> tuple[np.ndarray, np.ndarray]:
+    """The cached crop around a face, and the face's 68 landmarks in that crop's pixels."""
+    crop = crop_face(rgb, box, size=CONTEXT_SIZE, margin=CONTEXT_MARGIN)
+    side = max(box.w, box.h) * CONTEXT_MARGIN
+    cx, cy = box.center
+    scale = CONTEXT_SIZE / side
+    lm = landmarks_68(rgb, box)
+    lm_crop = (lm - np.array([cx - side / 2, cy - side / 2], dtype=np.float32)) * scale
+    return crop, lm_crop.astype(np.float32)
+
+
+def inner_crop(context: np.ndarray, size: int = 224) -> np.ndarray:
+    """The 1.3× face crop inside a context crop, at the model's input size."""
+    import cv2
+
+    c = context.shape[0]
+    inner = c * 1.3 / CONTEXT_MARGIN
+    o = (c - inner) / 2
+    patch = context[round(o): round(o + inner), round(o): round(o + inner)]
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR)
+
+
+def largest_face(boxes: list[FaceBox]) -> FaceBox | None:
+    return max(boxes, key=lambda b: b.area * b.score) if boxes else None
+
+
+@dataclass
+class CropSet:
+    """Cached faces of one split. For videos, `crops` is (N, T, S, S, 3) with `lengths` valid steps."""
+
+    crops: np.ndarray
+    landmarks: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    lengths: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _cache_path(cache_dir: Path, split_dir: Path, kind: str, extra: str) -> Path:
+    key = hashlib.sha256(f"{split_dir.resolve()}|{kind}|{extra}|{CONTEXT_SIZE}|v1".encode()).hexdigest()[:16]
+    return cache_dir / f"{kind}-{split_dir.parent.name}-{split_dir.name}-{key}.npz"
+
+
+def _save(path: Path, cs: CropSet) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    arrays = {"crops": cs.crops, "landmarks": cs.landmarks, "labels": cs.labels,
+              "paths": np.array(json.dumps(cs.paths))}
+    if cs.lengths is not None:
+        arrays["lengths"] = cs.lengths
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _load(path: Path) -> CropSet:
+    with np.load(path) as z:
+        return CropSet(
+            crops=z["crops"], landmarks=z["landmarks"], labels=z["labels"],
+            paths=json.loads(str(z["paths"])), lengths=z["lengths"] if "lengths" in z else None,
+        )
+
+
+def image_crops(split_dir: Path, cache_dir: Path, detector: str = "retinaface", log=print) -> CropSet:
+    """Largest face of every image in the split (images without a face are skipped and counted)."""
+    path = _cache_path(cache_dir, split_dir, "image", detector)
+    if path.exists():
+        return _load(path)
+    det = get_detector(detector)
+    crops, lms, labels, paths, skipped = [], [], [], [], 0
+    for i, (file, label) in enumerate(list_split(split_dir, IMAGE_SUFFIXES)):
+        rgb = load_image(file)
+        box = largest_face(det.detect(rgb))
+        if box is None:
+            skipped += 1
+            continue
+        crop, lm = context_crop(rgb, box)
+        crops.append(crop)
+        lms.append(lm)
+        labels.append(label)
+        paths.append(str(file))
+        if i % 200 == 0:
+            log(f"  {split_dir}: {i} images")
+    log(f"  {split_dir}: {len(labels)} faces, {skipped} images without a face skipped")
+    cs = CropSet(np.stack(crops), np.stack(lms), np.array(labels, dtype=np.int64), paths)
+    _save(path, cs)
+    return cs
+
+
+def video_crops(
+    split_dir: Path, cache_dir: Path, frames: int = 32, detector: str = "retinaface", log=print
+) -> CropSet:
+    """The main face track (most detections, then largest) of each clip, `frames` sampled evenly."""
+    path = _cache_path(cache_dir, split_dir, "video", f"{detector}|{frames}")
+    if path.exists():
+        return _load(path)
+    det = get_detector(detector)
+    seqs, lms, labels, paths, lengths = [], [], [], [], []
+    for file, label in list_split(split_dir, VIDEO_SUFFIXES):
+        info = probe(file)
+        rgbs, detections = {}, []
+        for frame in sample_frames(file, frames, info=info):
+            boxes = det.detect(frame.rgb)
+            rgbs[frame.index] = frame.rgb
+            detections.append((frame.index, boxes))
+        tracks = build_tracks(detections)
+        if not tracks:
+            log(f"  {file.name}: no face track, skipped")
+            continue
+        track = max(tracks, key=lambda t: (len(t), np.mean([b.area for b in t.boxes])))
+        seq = np.zeros((frames, CONTEXT_SIZE, CONTEXT_SIZE, 3), np.uint8)
+        seq_lm = np.zeros((frames, 68, 2), np.float32)
+        for t, (idx, box) in enumerate(zip(track.frame_indices, track.boxes, strict=True)):
+            seq[t], seq_lm[t] = context_crop(rgbs[idx], box)
+        seqs.append(seq)
+        lms.append(seq_lm)
+        labels.append(label)
+        paths.append(str(file))
+        lengths.append(len(track))
+        log(f"  {file.name}: {len(track)} frames in main track of {len(tracks)}")
+    cs = CropSet(np.stack(seqs), np.stack(lms), np.array(labels, dtype=np.int64), paths,
+                 np.array(lengths, dtype=np.int64))
+    _save(path, cs)
+    return cs

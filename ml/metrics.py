@@ -1,0 +1,79 @@
+"""The seeds' evaluation metrics, plus calibration error, computed from labels and fake probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score, roc_curve
+
+
+def classification_report(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
+    """Accuracy, precision, recall, F1, log-loss, ROC AUC, ECE and the confusion matrix."""
+    labels = np.asarray(labels).astype(int)
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    pred = (probs >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(labels, pred, labels=[0, 1]).ravel()
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    both = len(set(labels.tolist())) == 2
+    return {
+        "n": int(len(labels)),
+        "accuracy": float((tp + tn) / len(labels)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
+        "log_loss": float(log_loss(labels, probs, labels=[0, 1])),
+        "roc_auc": float(roc_auc_score(labels, probs)) if both else float("nan"),
+        "ece": expected_calibration_error(labels, probs),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "threshold": float(threshold),
+    }
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width probability bins, weighted by bin size."""
+    labels = np.asarray(labels).astype(float)
+    probs = np.asarray(probs, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (probs >= lo) & ((probs < hi) if hi < 1 else (probs <= hi))
+        if in_bin.any():
+            ece += in_bin.mean() * abs(labels[in_bin].mean() - probs[in_bin].mean())
+    return float(ece)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature T minimising validation log-loss of sigmoid(logit / T) (Guo et al., 2017)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+
+    def nll(t: float) -> float:
+        p = np.clip(1 / (1 + np.exp(-logits / t)), 1e-7, 1 - 1e-7)
+        return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 400))
+    best = min(grid, key=nll)
+    # refine around the best grid point
+    fine = np.linspace(best * 0.9, best * 1.1, 101)
+    return float(min(fine, key=nll))
+
+
+def write_roc_png(labels: np.ndarray, probs: np.ndarray, path: Path, title: str = "ROC") -> None:
+    """A plain ROC curve image (drawn with OpenCV: no plotting stack needed)."""
+    fpr, tpr, _ = roc_curve(labels, probs)
+    size, pad = 480, 50
+    img = np.full((size + 2 * pad, size + 2 * pad, 3), 255, np.uint8)
+    cv2.rectangle(img, (pad, pad), (pad + size, pad + size), (0, 0, 0), 1)
+    cv2.line(img, (pad, pad + size), (pad + size, pad), (180, 180, 180), 1)
+    pts = np.stack([pad + fpr * size, pad + size - tpr * size], axis=1).astype(np.int32)
+    cv2.polylines(img, [pts], False, (200, 60, 0), 2)
+    auc = roc_auc_score(labels, probs)
+    cv2.putText(img, f"{title}  AUC={auc:.3f}", (pad, pad - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
+    cv2.putText(img, "false positive rate", (pad + size // 2 - 80, pad + size + 35), cv2.FONT_HERSHEY_SIMPLEX,
+                0.5, (0, 0, 0), 1)
+    cv2.putText(img, "TPR", (5, pad + size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)

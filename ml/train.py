@@ -1,0 +1,334 @@
+"""Training for the image branch (face classifier) and the video branch (LSTM over face tracks).
+
+Both read the `DIR/{train,val,test}/{real,fake}/` layout through the crop cache in ml.dataset, stop
+early on validation loss, calibrate on the validation split (temperature scaling) and write a
+checkpoint with its card into a registry folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ml.dataset import CropSet, image_crops, inner_crop, video_crops
+from ml.metrics import classification_report, fit_temperature
+from ml.models import TrackLSTM, build_image_model, input_size_for
+from ml.registry import ModelCard, load_image_model, save_model
+from ml.sbi import draw_params, self_blend
+from ml.transforms import degrade, random_affine, to_tensor
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class ImageTrainConfig:
+    arch: str = "mobilenet_v2"
+    freeze: str = "last:5"
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    sbi_fraction: float = 0.5  # self-blended fakes added per epoch, as a fraction of the real faces
+    patience: int = 3
+    seed: int = 0
+    max_minutes: float = 100.0
+    name: str = "image-mobilenet_v2"
+    version: str = ""
+    exclude_sources: list[str] = field(default_factory=list)  # leave-one-source-out: file-name prefixes
+
+
+@dataclass
+class VideoTrainConfig:
+    image_model: str = ""  # name@version of the frame embedder; default: the registry's image model
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.4
+    epochs: int = 80
+    batch_size: int = 16
+    lr: float = 1e-3
+    sbi_copies: int = 2  # self-blended versions of each real training track
+    patience: int = 15
+    seed: int = 0
+    name: str = "video-lstm"
+    version: str = ""
+    exclude_sources: list[str] = field(default_factory=list)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _version() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d.%H%M")
+
+
+def _exclude(cs: CropSet, prefixes: list[str]) -> CropSet:
+    if not prefixes:
+        return cs
+    keep = np.array([not any(Path(p).name.startswith(x) for x in prefixes) for p in cs.paths])
+    return CropSet(cs.crops[keep], cs.landmarks[keep], cs.labels[keep], [p for p, k in zip(cs.paths, keep) if k],
+                   None if cs.lengths is None else cs.lengths[keep])
+
+
+def augment_face(context: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Train-time view of a cached context crop: flip, the seeds' affine jitter, degradations, inner crop."""
+    img = context[:, ::-1] if rng.random() < 0.5 else context
+    if rng.random() < 0.7:
+        img = random_affine(np.ascontiguousarray(img), rng)
+    img = inner_crop(np.ascontiguousarray(img), size)
+    return degrade(img, rng)
+
+
+def _flip_landmarks(lm: np.ndarray, width: int) -> np.ndarray:
+    out = lm.copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    return out
+
+
+class _ImageEpoch(torch.utils.data.Dataset):
+    """One epoch's samples: every cached face plus freshly drawn self-blended fakes from real faces."""
+
+    def __init__(self, cs: CropSet, size: int, sbi_fraction: float, seed: int):
+        self.cs, self.size = cs, size
+        rng = np.random.default_rng(seed)
+        reals = np.flatnonzero(cs.labels == 0)
+        n_sbi = int(round(sbi_fraction * len(reals)))
+        self.items = [(i, False) for i in range(len(cs))] + [(int(i), True) for i in rng.choice(reals, n_sbi)]
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int):
+        i, blended = self.items[k]
+        rng = np.random.default_rng((self.seed, k))
+        context = self.cs.crops[i]
+        label = int(self.cs.labels[i])
+        if blended:
+            context = self_blend(context, self.cs.landmarks[i], draw_params(rng, context.shape[0]))
+            label = 1
+        face = augment_face(context, rng, self.size)
+        return to_tensor(face)[0], torch.tensor(float(label))
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64) -> np.ndarray:
+    model.eval()
+    out = []
+    for s in range(0, len(faces), batch):
+        x = to_tensor(faces[s: s + batch], size).to(device)
+        out.append(model(x).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def _inner_crops(cs: CropSet, size: int) -> np.ndarray:
+    return np.stack([inner_crop(c, size) for c in cs.crops])
+
+
+def train_image(data_dir: Path, out_dir: Path, cfg: ImageTrainConfig, cache_dir: Path,
+                device: str | None = None, log: Log = print) -> ModelCard:
+    torch.manual_seed(cfg.seed)
+    dev = pick_device(device)
+    size = input_size_for(cfg.arch)
+    train = _exclude(image_crops(data_dir / "train", cache_dir, log=log), cfg.exclude_sources)
+    val = _exclude(image_crops(data_dir / "val", cache_dir, log=log), cfg.exclude_sources)
+    log(f"train {len(train)} faces ({int(train.labels.sum())} fake), val {len(val)}; device {dev}")
+    model = build_image_model(cfg.arch).to(dev)
+    model.set_trainable(cfg.freeze)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
+    loss_fn = nn.BCEWithLogitsLoss()
+    val_faces = _inner_crops(val, size)
+    best = (math.inf, None, -1)
+    started = time.monotonic()
+    history = []
+    for epoch in range(cfg.epochs):
+        ds = _ImageEpoch(train, size, cfg.sbi_fraction, seed=cfg.seed * 1000 + epoch)
+        loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, num_workers=1,
+                                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        model.train()
+        # Frozen blocks keep ImageNet batch statistics: BatchNorm in eval mode there.
+        for block in model.feature_blocks():
+            if not any(p.requires_grad for p in block.parameters()):
+                block.eval()
+        total, count = 0.0, 0
+        for x, y in loader:
+            x, y = x.to(dev), y.to(dev)
+            loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        val_logits = predict_logits(model, val_faces, size, dev)
+        val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(val.labels.astype(np.float32))))
+        report = classification_report(val.labels, 1 / (1 + np.exp(-val_logits)))
+        sched.step(val_loss)
+        history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val_loss,
+                        "val_auc": report["roc_auc"], "val_acc": report["accuracy"]})
+        log(f"epoch {epoch}: train loss {total / count:.4f} val loss {val_loss:.4f} "
+            f"val AUC {report['roc_auc']:.4f} acc {report['accuracy']:.4f} ({time.monotonic() - started:.0f}s)")
+        if val_loss < best[0]:
+            best = (val_loss, copy.deepcopy(model.state_dict()), epoch)
+        elif epoch - best[2] >= cfg.patience:
+            log("early stop: validation loss has not improved")
+            break
+        if (time.monotonic() - started) / 60 > cfg.max_minutes:
+            log("stopping: time budget spent")
+            break
+    model.load_state_dict(best[1])
+    model.cpu().eval()
+    val_logits = predict_logits(model, val_faces, size, torch.device("cpu"))
+    temperature = fit_temperature(val_logits, val.labels)
+    before = classification_report(val.labels, 1 / (1 + np.exp(-val_logits)))
+    after = classification_report(val.labels, 1 / (1 + np.exp(-val_logits / temperature)))
+    log(f"temperature {temperature:.3f}: val ECE {before['ece']:.4f} -> {after['ece']:.4f}")
+    card = ModelCard(
+        name=cfg.name, version=cfg.version or _version(), task="image", arch=cfg.arch, input_size=size,
+        backbone=None if cfg.arch == "compact_cnn" else cfg.arch, temperature=temperature,
+        metrics={"val": after, "val_uncalibrated_ece": before["ece"]},
+        training={"data": str(data_dir), "config": cfg.__dict__, "best_epoch": best[2], "history": history,
+                  "train_faces": len(train), "minutes": round((time.monotonic() - started) / 60, 1)},
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    save_model(model, card, out_dir, set_default=True)
+    log(f"saved {card.ref} to {out_dir}")
+    return card
+
+
+# ---------------------------------------------------------------- video branch
+
+
+def track_faces(cs: CropSet, i: int, size: int, blend_rng: np.random.Generator | None = None) -> np.ndarray:
+    """The inner crops of one cached track; with blend_rng, self-blended consistently over time.
+
+    The same blend parameters are used on every frame, with a small drift of the shift, so the
+    sequence shows a temporally coherent seam like a face-swapped clip rather than flicker.
+    """
+    n = int(cs.lengths[i])
+    params = draw_params(blend_rng, cs.crops.shape[2]) if blend_rng is not None else None
+    faces = []
+    for t in range(n):
+        context = cs.crops[i, t]
+        if params is not None:
+            drift = blend_rng.normal(0, 0.002, 2)
+            params = params.__class__(**{**params.__dict__, "shift": tuple(np.add(params.shift, drift))})
+            context = self_blend(context, cs.landmarks[i, t], params)
+        faces.append(inner_crop(context, size))
+    return np.stack(faces)
+
+
+@torch.inference_mode()
+def embed_faces(model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64) -> torch.Tensor:
+    out = []
+    for s in range(0, len(faces), batch):
+        out.append(model.embed(to_tensor(faces[s: s + batch], size).to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(s) for s in seqs])
+    return nn.utils.rnn.pad_sequence(seqs, batch_first=True), lengths
+
+
+def _embed_split(cs: CropSet, embedder: nn.Module, size: int, dev: torch.device, sbi_copies: int,
+                 rng: np.random.Generator) -> tuple[list[torch.Tensor], list[int]]:
+    seqs, labels = [], []
+    for i in range(len(cs)):
+        seqs.append(embed_faces(embedder, track_faces(cs, i, size), size, dev))
+        labels.append(int(cs.labels[i]))
+        if cs.labels[i] == 0:
+            for _ in range(sbi_copies):
+                seqs.append(embed_faces(embedder, track_faces(cs, i, size, rng), size, dev))
+                labels.append(1)
+    return seqs, labels
+
+
+def train_video(data_dir: Path, out_dir: Path, cfg: VideoTrainConfig, cache_dir: Path, frames: int = 32,
+                device: str | None = None, log: Log = print, registry: Path | None = None) -> ModelCard:
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    dev = pick_device(device)
+    embedder, image_card = load_image_model(cfg.image_model or None, registry)
+    embedder.to(dev)
+    size = image_card.input_size
+    train = _exclude(video_crops(data_dir / "train", cache_dir, frames, log=log), cfg.exclude_sources)
+    val = _exclude(video_crops(data_dir / "val", cache_dir, frames, log=log), cfg.exclude_sources)
+    started = time.monotonic()
+    train_seqs, train_labels = _embed_split(train, embedder, size, dev, cfg.sbi_copies, rng)
+    val_seqs, val_labels = _embed_split(val, embedder, size, dev, 0, rng)
+    log(f"embedded {len(train_seqs)} train tracks ({sum(train_labels)} fake, incl. self-blended) and "
+        f"{len(val_seqs)} val tracks in {time.monotonic() - started:.0f}s")
+    feature_dim = train_seqs[0].shape[1]
+    lstm_cfg = {"feature_dim": feature_dim, "hidden": cfg.hidden, "layers": cfg.layers, "dropout": cfg.dropout}
+    model = TrackLSTM(**lstm_cfg).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=5)
+    y_all = torch.tensor(train_labels, dtype=torch.float32)
+    pos = float(y_all.sum())
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y_all) - pos) / max(pos, 1.0)))
+    val_x, val_len = _pad(val_seqs)
+    val_y = torch.tensor(val_labels, dtype=torch.float32)
+    best = (math.inf, None, -1)
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train_seqs))
+        for s in range(0, len(order), cfg.batch_size):
+            batch = []
+            for j in order[s: s + cfg.batch_size]:
+                seq = train_seqs[j]
+                # random contiguous window: robust to clip length and to where faces appear
+                n = len(seq)
+                w = int(rng.integers(max(1, n // 2), n + 1))
+                o = int(rng.integers(0, n - w + 1))
+                batch.append(seq[o: o + w])
+            x, lengths = _pad(batch)
+            y = y_all[order[s: s + cfg.batch_size]]
+            loss = loss_fn(model(x.to(dev), lengths.to(dev)), y.to(dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.inference_mode():
+            val_logits = model(val_x.to(dev), val_len.to(dev)).cpu()
+        val_loss = float(nn.functional.binary_cross_entropy_with_logits(val_logits, val_y))
+        sched.step(val_loss)
+        if val_loss < best[0]:
+            best = (val_loss, copy.deepcopy(model.state_dict()), epoch)
+        elif epoch - best[2] >= cfg.patience:
+            break
+        if epoch % 10 == 0:
+            rep = classification_report(val_labels, torch.sigmoid(val_logits).numpy())
+            log(f"epoch {epoch}: val loss {val_loss:.4f} val AUC {rep['roc_auc']:.4f}")
+    model.load_state_dict(best[1])
+    model.cpu().eval()
+    with torch.inference_mode():
+        val_logits = model(val_x, val_len).numpy()
+    temperature = fit_temperature(val_logits, np.array(val_labels))
+    before = classification_report(val_labels, 1 / (1 + np.exp(-val_logits)))
+    after = classification_report(val_labels, 1 / (1 + np.exp(-val_logits / temperature)))
+    log(f"best epoch {best[2]}: val AUC {after['roc_auc']:.4f}; temperature {temperature:.3f}: "
+        f"ECE {before['ece']:.4f} -> {after['ece']:.4f}")
+    card = ModelCard(
+        name=cfg.name, version=cfg.version or _version(), task="video", arch="lstm", input_size=size,
+        backbone=image_card.backbone, feature_model=image_card.ref, lstm=lstm_cfg, temperature=temperature,
+        metrics={"val": after, "val_uncalibrated_ece": before["ece"]},
+        training={"data": str(data_dir), "config": cfg.__dict__, "frames": frames, "best_epoch": best[2],
+                  "train_tracks": len(train_seqs), "minutes": round((time.monotonic() - started) / 60, 1)},
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    save_model(model, card, out_dir, set_default=True)
+    log(f"saved {card.ref} to {out_dir}")
+    return card
