@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -273,7 +273,6 @@ def sweep_stale_jobs(now: datetime | None = None) -> SweepReport:
     without persistence, or it was down at upload time): publish it again; a duplicate is harmless because
     `claim` lets only one delivery run the job.
     """
-    close_old_connections()
     now = now or timezone.now()
     report = SweepReport()
     stale_before = now - timedelta(seconds=settings.JOB_STALE_SECONDS)

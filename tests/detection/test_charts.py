@@ -1,0 +1,20 @@
+from detection.charts import timeline_svg
+
+
+def test_svg_has_a_point_per_frame_and_the_threshold():
+    timeline = [{"frame": i * 5, "time": i * 0.5, "fake_probability": 0.1 * i} for i in range(10)]
+    svg = str(timeline_svg(timeline, threshold=0.6))
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert svg.count("<circle") == 10 and 'class="threshold"' in svg
+    assert "frame 45 at 4.5s: 90.0% fake" in svg
+
+
+def test_empty_or_malformed_timeline_renders_nothing():
+    assert str(timeline_svg([])) == ""
+    assert str(timeline_svg([{"frame": "x"}])) == ""
+
+
+def test_long_videos_drop_markers_but_keep_the_line():
+    timeline = [{"frame": i, "time": i / 30, "fake_probability": 0.5} for i in range(1000)]
+    svg = str(timeline_svg(timeline))
+    assert "<polyline" in svg and "<circle" not in svg

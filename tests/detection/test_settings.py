@@ -1,0 +1,53 @@
+"""Production settings come from the environment; `check --deploy` must be clean with them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "detector_site.settings",
+    "DEBUG": "false",
+    "SECRET_KEY": "x7!Kq2#pZ9@rT5$wL8^mN3&bV6*cH1(jD4)fG0_sA-yU+eI=oP~" * 2,
+    "ALLOWED_HOSTS": "detector.example.com",
+    "HTTPS": "true",
+    "DATABASE_URL": "postgres://detector:secret@db.example.com:5432/detector",
+    "REDIS_URL": "redis://redis.example.com:6379/0",
+    "MAX_UPLOAD_MB": "50",
+    "MAX_VIDEO_SECONDS": "120",
+}
+
+
+def run_django(*args: str, extra_env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, **extra_env, "VAR_DIR": str(tmp_path / "var"), "MEDIA_ROOT": str(tmp_path / "media")}
+    env.pop("DJANGO_CONFIGURATION", None)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = run_django("check", "--deploy", "--fail-level", "WARNING", extra_env=PRODUCTION_ENV, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_settings_are_read_from_the_environment(tmp_path):
+    code = ("from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL, "
+            "s.ALLOWED_HOSTS, s.MAX_UPLOAD_MB, s.MAX_VIDEO_SECONDS, s.MEDIA_ROOT, s.SESSION_COOKIE_SECURE)")
+    result = run_django("shell", "--no-imports", "-c", code, extra_env=PRODUCTION_ENV, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql", "db.example.com", "redis://redis.example.com:6379/0",
+        "['detector.example.com']", "50", "120", str(tmp_path / "media"), "True",
+    ]
+
+
+def test_defaults_are_embedded_sqlite_and_local_redis(tmp_path):
+    env = {key: "" for key in PRODUCTION_ENV} | {"DJANGO_SETTINGS_MODULE": "detector_site.settings"}
+    code = "from django.conf import settings as s; print(s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL)"
+    result = run_django("shell", "--no-imports", "-c", code, extra_env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(tmp_path / "var" / "db.sqlite3"), "redis://127.0.0.1:6379/0"]
