@@ -61,6 +61,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                              roc_png=Path(args.roc) if args.roc else None,
                              exclude=tuple(args.exclude or ()), only=tuple(args.only or ()))
     print(format_report(report))
+    if args.record:
+        from ml.registry import record_metrics
+
+        record_metrics(report["model"], args.record, report, Path(args.registry) if args.registry else None)
+        print(f"recorded as metrics[{args.record!r}] in the card of {report['model']}")
     if args.json_out:
         Path(args.json_out).write_text(report_json(report) + "\n")
     return 0
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exclude", nargs="*", help="leave out files whose names start with these")
     e.add_argument("--only", nargs="*", help="only files whose names start with these")
     e.add_argument("--json-out", help="also write the metrics as JSON")
+    e.add_argument("--record", metavar="KEY", help="store the metrics in the model's card under KEY (e.g. test)")
     model_options(e)
     e.set_defaults(func=cmd_evaluate)
 

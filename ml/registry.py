@@ -111,6 +111,14 @@ def save_model(model: torch.nn.Module, card: ModelCard, directory: Path, set_def
     return weights
 
 
+def record_metrics(ref: str, key: str, report: dict, directory: Path | None = None) -> None:
+    """Store an evaluation in a card (the weights, and so their SHA-256, are untouched)."""
+    directory = directory or registry_dir()
+    card = find_card(ref, directory)
+    card.metrics[key] = {k: v for k, v in report.items() if k != "rows"}
+    (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
+
+
 def _load_state(card: ModelCard, directory: Path) -> dict:
     path = directory / f"{card.stem}.pt"
     if not path.is_file():

@@ -44,6 +44,10 @@ class ImageTrainConfig:
     name: str = "image-mobilenet_v2"
     version: str = ""
     exclude_sources: list[str] = field(default_factory=list)  # leave-one-source-out: file-name prefixes
+    # Faces from the video clips too (every k-th sampled frame), labelled by their clip: the image model
+    # is also the video branch's frame embedder, so it must know compressed video faces.
+    video_data: str = ""
+    video_frame_step: int = 4
 
 
 @dataclass
@@ -79,6 +83,23 @@ def _exclude(cs: CropSet, prefixes: list[str]) -> CropSet:
     keep = np.array([not any(Path(p).name.startswith(x) for x in prefixes) for p in cs.paths])
     return CropSet(cs.crops[keep], cs.landmarks[keep], cs.labels[keep], [p for p, k in zip(cs.paths, keep) if k],
                    None if cs.lengths is None else cs.lengths[keep])
+
+
+def video_frames_as_faces(cs: CropSet, step: int) -> CropSet:
+    """Every `step`-th frame of each cached track as a standalone face, labelled by its clip."""
+    crops, lms, labels, paths = [], [], [], []
+    for i in range(len(cs)):
+        for t in range(0, int(cs.lengths[i]), step):
+            crops.append(cs.crops[i, t])
+            lms.append(cs.landmarks[i, t])
+            labels.append(cs.labels[i])
+            paths.append(cs.paths[i])
+    return CropSet(np.stack(crops), np.stack(lms), np.array(labels, dtype=np.int64), paths)
+
+
+def concat(a: CropSet, b: CropSet) -> CropSet:
+    return CropSet(np.concatenate([a.crops, b.crops]), np.concatenate([a.landmarks, b.landmarks]),
+                   np.concatenate([a.labels, b.labels]), a.paths + b.paths)
 
 
 def augment_face(context: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -143,6 +164,16 @@ def train_image(data_dir: Path, out_dir: Path, cfg: ImageTrainConfig, cache_dir:
     size = input_size_for(cfg.arch)
     train = _exclude(image_crops(data_dir / "train", cache_dir, log=log), cfg.exclude_sources)
     val = _exclude(image_crops(data_dir / "val", cache_dir, log=log), cfg.exclude_sources)
+    if cfg.video_data:
+        vdir = Path(cfg.video_data)
+        for split in ("train", "val"):
+            frames = video_frames_as_faces(
+                _exclude(video_crops(vdir / split, cache_dir, log=log), cfg.exclude_sources), cfg.video_frame_step)
+            log(f"+ {len(frames)} {split} faces from video clips")
+            if split == "train":
+                train = concat(train, frames)
+            else:
+                val = concat(val, frames)
     log(f"train {len(train)} faces ({int(train.labels.sum())} fake), val {len(val)}; device {dev}")
     model = build_image_model(cfg.arch).to(dev)
     model.set_trainable(cfg.freeze)
