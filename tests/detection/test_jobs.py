@@ -23,10 +23,25 @@ def fake_result(artifacts_dir: Path, verdict: str = "fake") -> dict:
     (artifacts_dir / "face_0.jpg").write_bytes(b"jpeg bytes")
     (artifacts_dir / "face_0_heatmap.png").write_bytes(b"png bytes")
     return {
-        "path": "x", "kind": "image", "verdict": verdict, "fake_probability": 0.83, "model": "stand-in@1",
-        "faces": [{"track": 0, "box": [1, 2, 3, 4], "frames": [0], "fake_probability": 0.83,
-                   "thumbnail": "face_0.jpg", "heatmap": "face_0_heatmap.png"}],
-        "timeline": [], "uncertain": False, "threshold": 0.5, "seconds": 0.1,
+        "path": "x",
+        "kind": "image",
+        "verdict": verdict,
+        "fake_probability": 0.83,
+        "model": "stand-in@1",
+        "faces": [
+            {
+                "track": 0,
+                "box": [1, 2, 3, 4],
+                "frames": [0],
+                "fake_probability": 0.83,
+                "thumbnail": "face_0.jpg",
+                "heatmap": "face_0_heatmap.png",
+            }
+        ],
+        "timeline": [],
+        "uncertain": False,
+        "threshold": 0.5,
+        "seconds": 0.1,
     }
 
 
@@ -72,7 +87,10 @@ def test_media_error_fails_at_once_with_the_message(make_item, monkeypatch):
 
     monkeypatch.setattr(ml.pipeline, "analyse", analyse)
     item = run_task(make_item())
-    assert item.status == Item.Status.FAILED and item.error == "The video ends early: it is truncated or corrupt."
+    assert (
+        item.status == Item.Status.FAILED
+        and item.error == "The video ends early: it is truncated or corrupt."
+    )
     assert calls == [1]
 
 
@@ -101,7 +119,9 @@ def test_an_error_then_success_ends_done(make_item, monkeypatch):
 
     monkeypatch.setattr(ml.pipeline, "analyse", analyse)
     item = run_task(make_item())
-    assert item.status == Item.Status.DONE and item.verdict == "real" and item.attempts == 2 and not item.error
+    assert (
+        item.status == Item.Status.DONE and item.verdict == "real" and item.attempts == 2 and not item.error
+    )
 
 
 def test_result_cannot_point_at_files_outside_its_artifacts(make_item, monkeypatch):

@@ -27,8 +27,15 @@ def test_visible_to_owner_and_staff_only(make_item, user, other_user, staff_user
 
 @pytest.mark.parametrize(
     ("probability", "uncertain", "flagged"),
-    [(0.95, False, True), (0.8, False, True), (0.5, False, True), (0.7, False, False), (0.1, False, False),
-     (0.1, True, True), (None, False, False)],
+    [
+        (0.95, False, True),
+        (0.8, False, True),
+        (0.5, False, True),
+        (0.7, False, False),
+        (0.1, False, False),
+        (0.1, True, True),
+        (None, False, False),
+    ],
 )
 def test_flagged_means_likely_fake_or_uncertain(make_item, probability, uncertain, flagged):
     item = make_item(status=Item.Status.DONE, fake_probability=probability, uncertain=uncertain)
@@ -43,7 +50,9 @@ def test_unfinished_items_are_never_flagged(make_item):
 def test_latest_review_is_the_newest_decision(make_item, staff_user):
     item = make_item()
     Review.objects.create(item=item, reviewer=staff_user, decision=Review.Decision.CONFIRM_FAKE)
-    newest = Review.objects.create(item=item, reviewer=staff_user, decision=Review.Decision.OVERTURN_REAL, note="x")
+    newest = Review.objects.create(
+        item=item, reviewer=staff_user, decision=Review.Decision.OVERTURN_REAL, note="x"
+    )
     assert item.latest_review == newest
     assert item.reviews.count() == 2
 
@@ -58,8 +67,10 @@ def test_deleting_an_item_deletes_its_files(make_item):
 
 
 def test_percentages_and_timeline_helpers(make_item):
-    item = make_item(fake_probability=0.87654, result={"timeline": [{"frame": 0, "time": 0, "fake_probability": 1}],
-                                                       "threshold": 0.6})
+    item = make_item(
+        fake_probability=0.87654,
+        result={"timeline": [{"frame": 0, "time": 0, "fake_probability": 1}], "threshold": 0.6},
+    )
     assert item.fake_percent == 87.7
     assert item.timeline[0]["frame"] == 0
     assert item.threshold == 0.6

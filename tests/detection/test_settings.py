@@ -23,25 +23,41 @@ PRODUCTION_ENV = {
 def run_django(*args: str, extra_env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, **extra_env, "VAR_DIR": str(tmp_path / "var"), "MEDIA_ROOT": str(tmp_path / "media")}
     env.pop("DJANGO_CONFIGURATION", None)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    result = run_django("check", "--deploy", "--fail-level", "WARNING", extra_env=PRODUCTION_ENV, tmp_path=tmp_path)
+    result = run_django(
+        "check", "--deploy", "--fail-level", "WARNING", extra_env=PRODUCTION_ENV, tmp_path=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
 def test_settings_are_read_from_the_environment(tmp_path):
-    code = ("from django.conf import settings as s; "
-            "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL, "
-            "s.ALLOWED_HOSTS, s.MAX_UPLOAD_MB, s.MAX_VIDEO_SECONDS, s.MEDIA_ROOT, s.SESSION_COOKIE_SECURE)")
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL, "
+        "s.ALLOWED_HOSTS, s.MAX_UPLOAD_MB, s.MAX_VIDEO_SECONDS, s.MEDIA_ROOT, s.SESSION_COOKIE_SECURE)"
+    )
     result = run_django("shell", "--no-imports", "-c", code, extra_env=PRODUCTION_ENV, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.postgresql", "db.example.com", "redis://redis.example.com:6379/0",
-        "['detector.example.com']", "50", "120", str(tmp_path / "media"), "True",
+        "django.db.backends.postgresql",
+        "db.example.com",
+        "redis://redis.example.com:6379/0",
+        "['detector.example.com']",
+        "50",
+        "120",
+        str(tmp_path / "media"),
+        "True",
     ]
 
 

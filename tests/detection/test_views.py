@@ -56,7 +56,7 @@ def test_login_and_logout(client, user):
 def test_upload_page_shows_the_size_limit(alice_client, settings):
     settings.MAX_UPLOAD_MB = 123
     html = alice_client.get(reverse("upload")).content.decode()
-    assert "123 MB" in html and 'multiple' in html and "drop-zone" in html
+    assert "123 MB" in html and "multiple" in html and "drop-zone" in html
 
 
 @pytest.mark.django_db(transaction=True)
@@ -72,7 +72,9 @@ def test_upload_creates_item_enqueues_after_commit_and_redirects_to_it(alice_cli
 
 
 def test_xhr_upload_answers_json(alice_client, enqueued):
-    response = alice_client.post(reverse("upload"), {"files": png()}, headers={"x-requested-with": "XMLHttpRequest"})
+    response = alice_client.post(
+        reverse("upload"), {"files": png()}, headers={"x-requested-with": "XMLHttpRequest"}
+    )
     data = response.json()
     assert data["ok"] and data["redirect"] == Item.objects.get().get_absolute_url()
 
@@ -80,9 +82,13 @@ def test_xhr_upload_answers_json(alice_client, enqueued):
 def test_xhr_upload_with_only_bad_files_answers_400_with_messages(alice_client, enqueued):
     bad = io.BytesIO(b"")
     bad.name = "nothing.png"
-    response = alice_client.post(reverse("upload"), {"files": bad}, headers={"x-requested-with": "XMLHttpRequest"})
+    response = alice_client.post(
+        reverse("upload"), {"files": bad}, headers={"x-requested-with": "XMLHttpRequest"}
+    )
     assert response.status_code == 400
-    assert response.json()["errors"] == ["nothing.png is empty (0 bytes). Choose the file again or pick another one."]
+    assert response.json()["errors"] == [
+        "nothing.png is empty (0 bytes). Choose the file again or pick another one."
+    ]
     assert not Item.objects.exists() and not enqueued
 
 
@@ -132,8 +138,14 @@ def test_status_endpoint(alice_client, make_item):
 
 
 def test_done_image_page_shows_verdict_percentage_faces_and_model(alice_client, make_item):
-    item = make_item(status=Item.Status.DONE, verdict="fake", fake_probability=0.912, model_version="sbi-effnet@3",
-                     faces=2, result={"timeline": [], "threshold": 0.5, "seconds": 1.2})
+    item = make_item(
+        status=Item.Status.DONE,
+        verdict="fake",
+        fake_probability=0.912,
+        model_version="sbi-effnet@3",
+        faces=2,
+        result={"timeline": [], "threshold": 0.5, "seconds": 1.2},
+    )
     html = alice_client.get(item.get_absolute_url()).content.decode()
     assert "FAKE" in html and "91.2% fake probability" in html and "sbi-effnet@3" in html
     face = item.faces.first()
@@ -148,8 +160,14 @@ def test_no_face_verdict_reads_no_face_found(alice_client, make_item):
 
 def test_done_video_page_has_a_server_rendered_svg_timeline(alice_client, make_item):
     timeline = [{"frame": i, "time": i / 10, "fake_probability": i / 20} for i in range(20)]
-    item = make_item(kind="video", name="clip.mp4", status=Item.Status.DONE, verdict="real", fake_probability=0.2,
-                     result={"timeline": timeline, "threshold": 0.5})
+    item = make_item(
+        kind="video",
+        name="clip.mp4",
+        status=Item.Status.DONE,
+        verdict="real",
+        fake_probability=0.2,
+        result={"timeline": timeline, "threshold": 0.5},
+    )
     html = alice_client.get(item.get_absolute_url()).content.decode()
     assert '<svg class="timeline"' in html and "<polyline" in html and "frame 19" in html
 
@@ -161,7 +179,9 @@ def test_failed_item_shows_its_reason(alice_client, make_item):
 
 def test_reviewed_badge_is_visible_to_the_owner(alice_client, make_item, staff_user):
     item = make_item(status=Item.Status.DONE, verdict="fake", fake_probability=0.9)
-    Review.objects.create(item=item, reviewer=staff_user, decision=Review.Decision.OVERTURN_REAL, note="Known original")
+    Review.objects.create(
+        item=item, reviewer=staff_user, decision=Review.Decision.OVERTURN_REAL, note="Known original"
+    )
     html = alice_client.get(item.get_absolute_url()).content.decode()
     assert "Reviewed" in html and "Overturned to REAL" in html and "Known original" in html
     assert "reviewer" not in html  # the reviewer's name is for staff only

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
+    requires_system_checks = []  # useful even while the model weights are missing
     help = (
         "Create a demo user and a demo administrator for a local run, and print their logins. "
         "The passwords are generated once and kept in var/demo_logins so they stay the same."
