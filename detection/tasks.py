@@ -16,6 +16,11 @@ from .signals import remove_item_files
 logger = logging.getLogger(__name__)
 
 
+def max_rechecks() -> int:
+    """Enough stale-heartbeat re-checks to outlast the longest job a live worker can be running."""
+    return (settings.JOB_SOFT_TIME_LIMIT + 60) // max(1, settings.JOB_STALE_SECONDS) + 2
+
+
 @shared_task(
     bind=True,
     name="detection.analyse_item",
@@ -28,8 +33,12 @@ logger = logging.getLogger(__name__)
     soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
     time_limit=settings.JOB_SOFT_TIME_LIMIT + 60,
 )
-def analyse_item(self, item_id: str) -> str:
+def analyse_item(self, item_id: str, rechecks: int = 0) -> str:
     outcome, item = jobs.claim(item_id)
+    if outcome is jobs.Claim.RUNNING_ELSEWHERE and rechecks < max_rechecks():
+        # Either a duplicate delivery while the first worker is alive, or a redelivery that arrived before
+        # the dead worker's heartbeat went stale. Look again once it would be stale, rather than drop it.
+        raise self.retry(countdown=settings.JOB_STALE_SECONDS + 1, kwargs={"rechecks": rechecks + 1})
     if outcome is not jobs.Claim.CLAIMED:
         logger.info("Item %s not analysed: %s", item_id, outcome.value)
         return outcome.value

@@ -213,3 +213,18 @@ def test_progress_reporter_throttles_within_a_stage(make_item):
     assert Item.objects.values_list("progress", flat=True).get(pk=item.pk) == 10
     report("writing", 0.9)  # a new stage is always written
     assert Item.objects.values_list("stage", "progress").get(pk=item.pk) == ("writing", 90)
+
+
+def test_delivery_while_the_heartbeat_is_fresh_is_checked_again_later(make_item, monkeypatch):
+    item = make_item(status=Item.Status.RUNNING, heartbeat_at=timezone.now(), attempts=1)
+    scheduled = []
+
+    def fake_retry(*args, **kwargs):
+        scheduled.append(kwargs)
+        return RuntimeError("retry scheduled")
+
+    monkeypatch.setattr(analyse_item, "retry", fake_retry)
+    with pytest.raises(RuntimeError, match="retry scheduled"):
+        analyse_item.run(str(item.pk))
+    assert scheduled[0]["kwargs"] == {"rechecks": 1}
+    assert analyse_item.run(str(item.pk), rechecks=10_000) == "running elsewhere"
