@@ -22,7 +22,10 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(monkeypatch):
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls this test makes
+    # between browser steps are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
@@ -52,7 +55,8 @@ def test_login_upload_and_see_the_result(
     page.wait_for_url(re.compile(r".*/items/[0-9a-f-]{36}/$"), timeout=60_000)
 
     try:
-        page.wait_for_selector("#verdict", timeout=300_000)  # the page reloads itself when the job ends
+        # The page polls the status endpoint and reloads itself when the job ends, either way.
+        page.wait_for_selector("#verdict, #live-status.status-failed", timeout=300_000)
     finally:
         page.screenshot(path=str(tmp_path / "item.png"), full_page=True)
     item = Item.objects.get()
