@@ -83,3 +83,23 @@ def test_job_survives_a_worker_crash(alice_client, start_worker, face_video_path
     )
     assert item.status == Item.Status.DONE, item.error
     assert item.attempts == 2
+
+
+def test_jobs_lost_with_a_redis_restart_are_enqueued_again_by_the_sweep(
+    alice_client, start_worker, redis_broker, face_image_path, wait, settings
+):
+    import redis
+
+    from detection.jobs import sweep_stale_jobs
+
+    item = upload(alice_client, face_image_path, "lost.jpg")  # no worker yet: the message waits in Redis
+    redis.Redis.from_url(redis_broker).flushdb()  # what a restart without persistence does to the queue
+    settings.JOB_REQUEUE_SECONDS = 0
+    assert sweep_stale_jobs().requeued_waiting == [str(item.pk)]
+    worker = start_worker()
+    wait(
+        lambda: finished(item),
+        JOB_TIMEOUT,
+        message=lambda: f"job not finished; worker log:\n{worker.log[-3000:]}",
+    )
+    assert item.status == Item.Status.DONE, item.error
