@@ -33,6 +33,22 @@ def _wants_json(request: HttpRequest) -> bool:
     ) == "XMLHttpRequest" or "application/json" in request.headers.get("accept", "")
 
 
+def _request_too_big(request: HttpRequest) -> str:
+    """Refuse a body that cannot fit the limits before Django spools it to disk; '' if it may fit."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return ""
+    # Room for every allowed file at the limit, plus the multipart framing and form fields.
+    allowed = settings.MAX_UPLOAD_BYTES * settings.MAX_FILES_PER_UPLOAD + 1024 * 1024
+    if length > allowed:
+        return (
+            f"The upload is too large: at most {settings.MAX_FILES_PER_UPLOAD} files of "
+            f"{settings.MAX_UPLOAD_MB} MB each."
+        )
+    return ""
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
@@ -56,6 +72,14 @@ def home(request: HttpRequest) -> HttpResponse:
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "detection/upload.html", {"form": UploadForm()})
+
+    too_big = _request_too_big(request)
+    if too_big:
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "errors": [too_big]}, status=413)
+        return render(
+            request, "detection/upload.html", {"form": UploadForm(), "rejections": [too_big]}, status=413
+        )
 
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():

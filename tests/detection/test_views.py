@@ -237,3 +237,14 @@ def test_status_json_is_not_cached(alice_client, make_item):
     response = alice_client.get(reverse("item_status", args=[item.pk]))
     assert response["Cache-Control"] == "no-store"
     assert json.loads(response.content)["id"] == str(item.pk)
+
+
+def test_a_body_larger_than_all_limits_is_refused_before_it_is_read(alice_client, settings, enqueued):
+    settings.MAX_UPLOAD_MB, settings.MAX_UPLOAD_BYTES, settings.MAX_FILES_PER_UPLOAD = 1, 1024 * 1024, 1
+    big = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * (3 * 1024 * 1024))
+    big.name = "huge.png"
+    response = alice_client.post(
+        reverse("upload"), {"files": big}, headers={"x-requested-with": "XMLHttpRequest"}
+    )
+    assert response.status_code == 413 and "too large" in response.json()["errors"][0]
+    assert not Item.objects.exists()
