@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 
 from .settings import *  # noqa: E402,F403
-from .settings import DATABASES, env_str  # noqa: E402
+from .settings import DATABASES  # noqa: E402
 
 _scratch = Path(tempfile.gettempdir()) / f"detector-tests-{os.environ.get('DETECTOR_TEST_RUN', os.getpid())}"
 _scratch.mkdir(parents=True, exist_ok=True)
@@ -20,7 +20,8 @@ _scratch.mkdir(parents=True, exist_ok=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(_scratch / "test-db.sqlite3")}
 
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(_scratch / "media")))
+# Never the MEDIA_ROOT of a real install: the suite deletes this directory when it ends.
+MEDIA_ROOT = Path(os.environ.get("DETECTOR_TEST_MEDIA_ROOT") or _scratch / "media")
 
 # Hashing speed is irrelevant to what the tests check.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

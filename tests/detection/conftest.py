@@ -213,7 +213,7 @@ def start_worker(redis_broker, django_db_setup, tmp_path) -> Iterator[Callable[.
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "detector_site.settings_test",
         "DATABASE_URL": database_url(connection.settings_dict),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "DETECTOR_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "REDIS_URL": redis_broker,
         "PYTHONUNBUFFERED": "1",
     }
