@@ -1,0 +1,92 @@
+"""Smoke test of the pipeline benchmark: its inputs and one tiny case end to end (no timing asserted)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import pipeline as bench
+from benchmarks.inputs import SPECS, InputSpec, build_input
+from ml.media import probe, sample_frames
+from ml.models import TrackLSTM, build_image_model
+from ml.registry import ModelCard, save_model
+
+HEADLINE = re.compile(r"^video_seconds_per_second=(\d+\.\d+) speedup_vs_naive=(\d+\.\d+) peak_rss_mb=(\d+)$")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Path:
+    """Untrained models in a throw-away registry: the benchmark measures speed, not accuracy."""
+    directory = tmp_path_factory.mktemp("registry")
+    image = build_image_model("mobilenet_v2", pretrained=False)
+    save_model(
+        image,
+        ModelCard("bench-image", "0", "image", "mobilenet_v2", 224, backbone="mobilenet_v2"),
+        directory,
+        set_default=True,
+    )
+    lstm_options = {"feature_dim": image.feature_dim, "hidden": 64, "layers": 1}
+    save_model(
+        TrackLSTM(**lstm_options),
+        ModelCard("bench-video", "0", "video", "lstm", 224, feature_model="bench-image@0", lstm=lstm_options),
+        directory,
+        set_default=True,
+    )
+    return directory
+
+
+def test_input_builder_writes_a_face_video_with_sparse_keyframes(tmp_path):
+    spec = InputSpec("tiny", 320, 240, 1.0, fps=30)
+    path = build_input(spec, tmp_path, key_interval=24)
+    info = probe(path)
+    assert (info.kind, info.width, info.height, info.frame_count) == ("video", 320, 240, 30)
+    # only frames 0 and 24 are indexed as keyframes: seeking must still land on every frame exactly
+    grabbed = list(sample_frames(path, 30, mode="first", strategy="grab", info=info))
+    seeked = list(sample_frames(path, 30, mode="first", strategy="seek", info=info))
+    assert [f.index for f in seeked] == [f.index for f in grabbed] == list(range(30))
+    for a, b in zip(grabbed, seeked, strict=True):
+        assert np.abs(a.rgb.astype(int) - b.rgb.astype(int)).mean() < 2
+
+
+def test_input_builder_writes_a_photo(tmp_path):
+    path = build_input(InputSpec("photo", 800, 600), tmp_path)
+    info = probe(path)
+    assert (info.kind, info.width, info.height) == ("image", 800, 600)
+
+
+def test_peak_rss_sees_an_allocation():
+    peak = bench.PeakRss()
+    with peak.measure():
+        block = np.ones(40_000_000 // 8)  # 40 MB
+        del block
+    assert peak.peak_mb > 30
+
+
+def test_benchmark_runs_one_tiny_case(registry, tmp_path, capsys):
+    assert SPECS["360p-2s"].seconds == 2
+    code = bench.main(
+        [
+            "--cases",
+            "360p-2s",
+            "--frames",
+            "4",
+            "--rounds",
+            "1",
+            "--registry",
+            str(registry),
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    for pipeline in ("production", "naive", "production-first"):
+        row = next(line for line in lines if line.split()[:2] == ["360p-2s", pipeline])
+        wall, per_second = (float(v) for v in row.split()[2:4])
+        assert wall > 0 and per_second > 0
+    match = HEADLINE.match(lines[-1])
+    assert match, lines[-1]
+    assert all(float(v) > 0 for v in match.groups())
