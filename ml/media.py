@@ -134,9 +134,13 @@ def count_frames(path: str | Path) -> int:
     return n
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Decode an image to an RGB uint8 array, upright according to its EXIF orientation."""
-    probe_info = probe(path)
+def load_image(path: str | Path, info: MediaInfo | None = None) -> np.ndarray:
+    """Decode an image to an RGB uint8 array, upright according to its EXIF orientation.
+
+    info: the file's probe() result when the caller has one; probing an image decodes it to validate it,
+    so probing again here would decode a 12 MP photo a third time (~130 ms).
+    """
+    probe_info = info or probe(path)
     if probe_info.kind != "image":
         raise MediaError("Expected an image, got a video.")
     with Image.open(path) as img:
@@ -169,9 +173,11 @@ def frame_indices(frame_count: int, budget: int, mode: str = "uniform") -> list[
     return sorted({min(frame_count - 1, int(step * (i + 0.5))) for i in range(budget)})
 
 
-# Past this many frames between samples, seeking beats decoding every frame in between
-# (measured with benchmarks/pipeline.py; seeking costs a keyframe decode each time).
-SEEK_GAP_FRAMES = 300
+# Past this many frames between samples, seeking beats decoding every frame in between. A seek decodes
+# from the keyframe before the target (OpenCV steps back 16 frames, then to a keyframe): with x264's usual
+# keyframe every 250 frames one seek cost as much as 85-170 grab()s at 720p and 1080p (benchmarks/levers.py).
+# 150 halves decoding on 5 min clips (32 samples 281 frames apart); clips under ~2.5 min are still walked.
+SEEK_GAP_FRAMES = 150
 
 
 def sample_frames(
