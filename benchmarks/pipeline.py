@@ -116,28 +116,18 @@ class NaiveBaseline:
         self.image_model, _ = load_image_model(analyser.image_card.ref, registry)
         self.image_model.to(self.device)
         self.detector = DETECTORS[DEFAULT_DETECTOR](max_side=0)  # max_side=0: never downscale
-        self._release_detector_memory()
 
-    def _release_detector_memory(self) -> None:
-        """Run the full-resolution RetinaFace without ONNX Runtime's memory arena.
+    def reset_detector(self) -> None:
+        """A fresh full-resolution detector session, outside the timed runs.
 
-        The arena keeps the buffers of a 12 MP input (hundreds of MB) after each call and grows with
-        every new shape; in a process that alternates with the production pipeline that inflated the
-        production run's peak RSS and slowed its decoding (0.16 -> 0.44 s on the photo). The published
-        detector has no such arena, so turning it off is fair to both.
+        ONNX Runtime's memory arena keeps the buffers of a full-resolution 12 MP input (hundreds of MB)
+        after a call and grows with each new shape; left in place between the alternating runs it
+        inflated the production run's RSS (1.0 -> 1.9 GB) and slowed its decoding (0.16 -> 0.44 s) on the
+        photo. The published detector runs in its own process, so each naive run starts clean instead.
         """
-        import onnxruntime as ort
-        from retinaface.weights import WEIGHTS
+        from ml.faces import DEFAULT_DETECTOR, DETECTORS
 
-        session = getattr(self.detector, "_session", None)
-        if session is None:
-            return
-        opts = ort.SessionOptions()
-        opts.enable_cpu_mem_arena = False
-        self.detector._session = ort.InferenceSession(
-            WEIGHTS, sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-        self.timings: dict[str, float] = {}
+        self.detector = DETECTORS[DEFAULT_DETECTOR](max_side=0)
 
     def _timed(self, stage: str, started: float) -> float:
         now = time.perf_counter()
@@ -327,6 +317,7 @@ def run_case(request: CaseRequest) -> CaseResult:
     # A worker has served jobs before: first-call costs (allocators, oneDNN primitives) are not per job.
     analyser.analyse(warmup, artifacts_dir=scratch / "warmup-production")
     naive.analyse(Path(warmup), scratch / "warmup-naive")
+    naive.reset_detector()
 
     peak = PeakRss()
     result = CaseResult(request.name, info.kind, info.duration, load_s, 0.0)
@@ -351,6 +342,7 @@ def run_case(request: CaseRequest) -> CaseResult:
     for _ in range(request.rounds):
         measure("production", lambda d: analyser.analyse(request.path, artifacts_dir=d))
         measure("naive", lambda d: naive.analyse(Path(request.path), d))
+        naive.reset_detector()
     if info.kind == "video":
         # The same frames as the naive baseline (the first N), to check the verdict is unchanged.
         analyser.sampling = "first"
