@@ -27,10 +27,19 @@ def _config(cls, path: str | None, overrides: dict):
 def cmd_train(args: argparse.Namespace) -> int:
     from ml.train import ImageTrainConfig, VideoTrainConfig, train_image, train_video
 
-    overrides = {"arch": args.arch, "epochs": args.epochs, "freeze": args.freeze, "name": args.name,
-                 "version": args.version, "sbi_fraction": args.sbi_fraction, "sbi_copies": args.sbi_copies,
-                 "seed": args.seed, "image_model": args.image_model, "max_minutes": args.max_minutes,
-                 "exclude_sources": args.exclude}
+    overrides = {
+        "arch": args.arch,
+        "epochs": args.epochs,
+        "freeze": args.freeze,
+        "name": args.name,
+        "version": args.version,
+        "sbi_fraction": args.sbi_fraction,
+        "sbi_copies": args.sbi_copies,
+        "seed": args.seed,
+        "image_model": args.image_model,
+        "max_minutes": args.max_minutes,
+        "exclude_sources": args.exclude,
+    }
     cache = Path(args.cache)
     if args.task == "image":
         cfg = _config(ImageTrainConfig, args.config, overrides)
@@ -40,26 +49,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = _config(VideoTrainConfig, args.config, overrides)
         registry = Path(args.registry) if args.registry else None
-        train_video(Path(args.data), Path(args.out), cfg, cache, frames=args.frames, device=args.device,
-                    registry=registry)
+        train_video(
+            Path(args.data),
+            Path(args.out),
+            cfg,
+            cache,
+            frames=args.frames,
+            device=args.device,
+            registry=registry,
+        )
     return 0
 
 
 def _analyser(args: argparse.Namespace):
     from ml.pipeline import Analyser
 
-    return Analyser(image_model=args.image_model, video_model=args.video_model, detector=args.detector,
-                    frames=args.frames, device=args.device, heatmaps=getattr(args, "heatmaps", False),
-                    registry=Path(args.registry) if args.registry else None)
+    return Analyser(
+        image_model=args.image_model,
+        video_model=args.video_model,
+        detector=args.detector,
+        frames=args.frames,
+        device=args.device,
+        heatmaps=getattr(args, "heatmaps", False),
+        registry=Path(args.registry) if args.registry else None,
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.evaluate import evaluate_folder, format_report, report_json
 
     analyser = _analyser(args)
-    report = evaluate_folder(Path(args.data), analyser, jpeg_quality=args.jpeg_quality,
-                             roc_png=Path(args.roc) if args.roc else None,
-                             exclude=tuple(args.exclude or ()), only=tuple(args.only or ()))
+    report = evaluate_folder(
+        Path(args.data),
+        analyser,
+        jpeg_quality=args.jpeg_quality,
+        roc_png=Path(args.roc) if args.roc else None,
+        exclude=tuple(args.exclude or ()),
+        only=tuple(args.only or ()),
+    )
     print(format_report(report))
     if args.record:
         from ml.registry import record_metrics
@@ -93,8 +120,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else:
                 p = result["fake_probability"]
                 pct = "" if p is None else f" ({100 * p:.1f}% fake)"
-                print(f"{name}: {result['verdict'].upper()}{pct}, {len(result['faces'])} face(s), "
-                      f"{result['model']}, {result['seconds']:.2f}s")
+                print(
+                    f"{name}: {result['verdict'].upper()}{pct}, {len(result['faces'])} face(s), "
+                    f"{result['model']}, {result['seconds']:.2f}s"
+                )
     return status
 
 
@@ -155,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exclude", nargs="*", help="leave out files whose names start with these")
     e.add_argument("--only", nargs="*", help="only files whose names start with these")
     e.add_argument("--json-out", help="also write the metrics as JSON")
-    e.add_argument("--record", metavar="KEY", help="store the metrics in the model's card under KEY (e.g. test)")
+    e.add_argument(
+        "--record", metavar="KEY", help="store the metrics in the model's card under KEY (e.g. test)"
+    )
     model_options(e)
     e.set_defaults(func=cmd_evaluate)
 

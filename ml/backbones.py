@@ -75,7 +75,8 @@ def verify_backbone_weights(name: str) -> Path:
     digest = sha256_file(path)
     if not digest.startswith(spec.sha256_prefix):
         raise MissingWeightsError(
-            f"{path} has SHA-256 {digest[:16]}…, expected one starting {spec.sha256_prefix}: corrupt or wrong file."
+            f"{path} has SHA-256 {digest[:16]}…, expected one starting {spec.sha256_prefix}: "
+            "corrupt or wrong file."
         )
     return path
 

@@ -56,8 +56,10 @@ def inner_crop(context: np.ndarray, size: int = 224) -> np.ndarray:
     c = context.shape[0]
     inner = c * 1.3 / CONTEXT_MARGIN
     o = (c - inner) / 2
-    patch = context[round(o): round(o + inner), round(o): round(o + inner)]
-    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR)
+    patch = context[round(o) : round(o + inner), round(o) : round(o + inner)]
+    return cv2.resize(
+        patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
+    )
 
 
 def largest_face(boxes: list[FaceBox]) -> FaceBox | None:
@@ -86,8 +88,12 @@ def _cache_path(cache_dir: Path, split_dir: Path, kind: str, extra: str) -> Path
 def _save(path: Path, cs: CropSet) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    arrays = {"crops": cs.crops, "landmarks": cs.landmarks, "labels": cs.labels,
-              "paths": np.array(json.dumps(cs.paths))}
+    arrays = {
+        "crops": cs.crops,
+        "landmarks": cs.landmarks,
+        "labels": cs.labels,
+        "paths": np.array(json.dumps(cs.paths)),
+    }
     if cs.lengths is not None:
         arrays["lengths"] = cs.lengths
     np.savez(tmp, **arrays)
@@ -97,8 +103,11 @@ def _save(path: Path, cs: CropSet) -> None:
 def _load(path: Path) -> CropSet:
     with np.load(path) as z:
         return CropSet(
-            crops=z["crops"], landmarks=z["landmarks"], labels=z["labels"],
-            paths=json.loads(str(z["paths"])), lengths=z["lengths"] if "lengths" in z else None,
+            crops=z["crops"],
+            landmarks=z["landmarks"],
+            labels=z["labels"],
+            paths=json.loads(str(z["paths"])),
+            lengths=z["lengths"] if "lengths" in z else None,
         )
 
 
@@ -159,7 +168,12 @@ def video_crops(
         paths.append(str(file))
         lengths.append(len(track))
         log(f"  {file.name}: {len(track)} frames in main track of {len(tracks)}")
-    cs = CropSet(np.stack(seqs), np.stack(lms), np.array(labels, dtype=np.int64), paths,
-                 np.array(lengths, dtype=np.int64))
+    cs = CropSet(
+        np.stack(seqs),
+        np.stack(lms),
+        np.array(labels, dtype=np.int64),
+        paths,
+        np.array(lengths, dtype=np.int64),
+    )
     _save(path, cs)
     return cs

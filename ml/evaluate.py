@@ -42,9 +42,15 @@ def recompress(src: Path, dst_dir: Path, quality: int) -> Path:
     return dst
 
 
-def evaluate_folder(data_dir: Path, analyser: Analyser, jpeg_quality: int | None = None,
-                    roc_png: Path | None = None, log: Callable[[str], None] = print,
-                    exclude: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> dict:
+def evaluate_folder(
+    data_dir: Path,
+    analyser: Analyser,
+    jpeg_quality: int | None = None,
+    roc_png: Path | None = None,
+    log: Callable[[str], None] = print,
+    exclude: tuple[str, ...] = (),
+    only: tuple[str, ...] = (),
+) -> dict:
     """Run `analyser` on every file; faces not found count as real (the product shows NO FACE, not FAKE)."""
     items = list_split(data_dir, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
     if exclude:
@@ -68,12 +74,22 @@ def evaluate_folder(data_dir: Path, analyser: Analyser, jpeg_quality: int | None
             labels.append(label)
             probs.append(p)
             seconds.append(result["seconds"])
-            rows.append({"path": str(path), "label": label, "fake_probability": p, "seconds": result["seconds"]})
+            rows.append(
+                {"path": str(path), "label": label, "fake_probability": p, "seconds": result["seconds"]}
+            )
     is_video = any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in items)
     card = analyser.video_card if is_video else analyser.image_card
     report = classification_report(np.array(labels), np.array(probs), threshold=card.threshold)
-    report.update({"no_face": no_face, "errors": errors, "mean_seconds": float(np.mean(seconds)) if seconds else 0.0,
-                   "jpeg_quality": jpeg_quality, "data": str(data_dir), "model": card.ref})
+    report.update(
+        {
+            "no_face": no_face,
+            "errors": errors,
+            "mean_seconds": float(np.mean(seconds)) if seconds else 0.0,
+            "jpeg_quality": jpeg_quality,
+            "data": str(data_dir),
+            "model": card.ref,
+        }
+    )
     if roc_png is not None and len(set(labels)) == 2:
         write_roc_png(np.array(labels), np.array(probs), roc_png, title=data_dir.name)
     report["rows"] = rows
@@ -83,7 +99,8 @@ def evaluate_folder(data_dir: Path, analyser: Analyser, jpeg_quality: int | None
 def format_report(report: dict) -> str:
     c = report["confusion"]
     lines = [
-        f"data           {report['data']}" + (f" (JPEG q{report['jpeg_quality']})" if report["jpeg_quality"] else ""),
+        f"data           {report['data']}"
+        + (f" (JPEG q{report['jpeg_quality']})" if report["jpeg_quality"] else ""),
         f"files          {report['n']} (no face: {report['no_face']}, errors: {report['errors']})",
         f"accuracy       {report['accuracy']:.4f}",
         f"precision      {report['precision']:.4f}",

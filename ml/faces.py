@@ -43,8 +43,12 @@ class FaceBox:
         if self.landmarks is not None:
             lm = tuple((px * factor, py * factor) for px, py in self.landmarks)
         return FaceBox(
-            round(self.x * factor), round(self.y * factor), round(self.w * factor), round(self.h * factor),
-            self.score, lm,
+            round(self.x * factor),
+            round(self.y * factor),
+            round(self.w * factor),
+            round(self.h * factor),
+            self.score,
+            lm,
         )
 
 
@@ -145,7 +149,9 @@ class DlibHogDetector:
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         small, back = _downscale(rgb, self.max_side)
-        rects, scores, _ = self._detector.run(np.ascontiguousarray(small), self.upsample, self.score_threshold)
+        rects, scores, _ = self._detector.run(
+            np.ascontiguousarray(small), self.upsample, self.score_threshold
+        )
         boxes = [
             FaceBox(r.left(), r.top(), r.width(), r.height(), float(s)).scaled(back)
             for r, s in zip(rects, scores, strict=True)
@@ -161,7 +167,9 @@ class DlibCnnDetector:
     def __init__(self, upsample: int = 0, max_side: int = 640):
         import dlib
 
-        self._detector = dlib.cnn_face_detection_model_v1(str(face_model_path("mmod_human_face_detector.dat")))
+        self._detector = dlib.cnn_face_detection_model_v1(
+            str(face_model_path("mmod_human_face_detector.dat"))
+        )
         self.upsample = upsample
         self.max_side = max_side
 
@@ -169,7 +177,9 @@ class DlibCnnDetector:
         small, back = _downscale(rgb, self.max_side)
         dets = self._detector(np.ascontiguousarray(small), self.upsample)
         boxes = [
-            FaceBox(d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), float(d.confidence)).scaled(back)
+            FaceBox(d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), float(d.confidence)).scaled(
+                back
+            )
             for d in dets
         ]
         return [_clip(b, rgb.shape) for b in boxes]
@@ -191,10 +201,17 @@ class HaarDetector:
         small, back = _downscale(rgb, self.max_side)
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         found = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-        return [_clip(FaceBox(int(x), int(y), int(w), int(h)).scaled(back), rgb.shape) for x, y, w, h in found]
+        return [
+            _clip(FaceBox(int(x), int(y), int(w), int(h)).scaled(back), rgb.shape) for x, y, w, h in found
+        ]
 
 
-DETECTORS = {"retinaface": RetinaFaceDetector, "hog": DlibHogDetector, "cnn": DlibCnnDetector, "haar": HaarDetector}
+DETECTORS = {
+    "retinaface": RetinaFaceDetector,
+    "hog": DlibHogDetector,
+    "cnn": DlibCnnDetector,
+    "haar": HaarDetector,
+}
 DEFAULT_DETECTOR = "retinaface"
 
 

@@ -72,8 +72,15 @@ def write_roc_png(labels: np.ndarray, probs: np.ndarray, path: Path, title: str 
     cv2.polylines(img, [pts], False, (200, 60, 0), 2)
     auc = roc_auc_score(labels, probs)
     cv2.putText(img, f"{title}  AUC={auc:.3f}", (pad, pad - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
-    cv2.putText(img, "false positive rate", (pad + size // 2 - 80, pad + size + 35), cv2.FONT_HERSHEY_SIMPLEX,
-                0.5, (0, 0, 0), 1)
+    cv2.putText(
+        img,
+        "false positive rate",
+        (pad + size // 2 - 80, pad + size + 35),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (0, 0, 0),
+        1,
+    )
     cv2.putText(img, "TPR", (5, pad + size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), img)

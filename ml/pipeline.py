@@ -49,9 +49,17 @@ class TrackResult:
 class Analyser:
     """Holds the models (loaded once per process) and analyses files one at a time."""
 
-    def __init__(self, image_model: str | None = None, video_model: str | None = None,
-                 detector: str = DEFAULT_DETECTOR, frames: int = DEFAULT_FRAMES, sampling: str = "uniform",
-                 device: str | None = None, heatmaps: bool = True, registry: Path | None = None):
+    def __init__(
+        self,
+        image_model: str | None = None,
+        video_model: str | None = None,
+        detector: str = DEFAULT_DETECTOR,
+        frames: int = DEFAULT_FRAMES,
+        sampling: str = "uniform",
+        device: str | None = None,
+        heatmaps: bool = True,
+        registry: Path | None = None,
+    ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.image_model, self.image_card = load_image_model(image_model, registry)
         self.video_model, self.video_card = load_video_model(video_model, registry)
@@ -78,7 +86,7 @@ class Analyser:
         batch = CPU_EMBED_BATCH if self.device.type == "cpu" else GPU_EMBED_BATCH
         out = []
         for s in range(0, len(faces), batch):
-            x = to_tensor(faces[s: s + batch], size).to(self.device)
+            x = to_tensor(faces[s : s + batch], size).to(self.device)
             if self.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             out.append(self.image_model.embed(x).float())
@@ -93,7 +101,9 @@ class Analyser:
             return {}
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         thumb = f"{name}.jpg"
-        cv2.imwrite(str(artifacts_dir / thumb), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(
+            str(artifacts_dir / thumb), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+        )
         out = {"thumbnail": thumb}
         if self.heatmaps and hasattr(self.image_model, "classify_embedding"):
             cam = grad_cam(self.image_model, face, self.image_card.input_size)
@@ -104,8 +114,9 @@ class Analyser:
 
     # ------------------------------------------------------------ entry point
 
-    def analyse(self, path: str | Path, artifacts_dir: Path | None = None,
-                progress: Progress | None = None) -> dict:
+    def analyse(
+        self, path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None
+    ) -> dict:
         """Analyse one file; returns the stable result dict (see `ml predict --json`).
 
         Raises MediaError for files that are not analysable media.
@@ -125,14 +136,26 @@ class Analyser:
         progress("done", 1.0)
         return result
 
-    def _result(self, path: Path, kind: str, card: ModelCard, prob: float | None, faces: list[dict],
-                timeline: list[dict]) -> dict:
+    def _result(
+        self,
+        path: Path,
+        kind: str,
+        card: ModelCard,
+        prob: float | None,
+        faces: list[dict],
+        timeline: list[dict],
+    ) -> dict:
         rule = card.verdict_rule()
         return {
-            "path": str(path), "kind": kind, "verdict": rule.verdict(prob),
+            "path": str(path),
+            "kind": kind,
+            "verdict": rule.verdict(prob),
             "fake_probability": None if prob is None else round(float(prob), 4),
-            "model": card.ref, "faces": faces, "timeline": timeline,
-            "uncertain": rule.is_uncertain(prob), "threshold": rule.threshold,
+            "model": card.ref,
+            "faces": faces,
+            "timeline": timeline,
+            "uncertain": rule.is_uncertain(prob),
+            "threshold": rule.threshold,
         }
 
     def _analyse_image(
@@ -169,7 +192,9 @@ class Analyser:
         self._timed("write", time.perf_counter() - t)
         return self._result(path, "image", self.image_card, max(probs), faces, [])
 
-    def _analyse_video(self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress) -> dict:
+    def _analyse_video(
+        self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
+    ) -> dict:
         size = self.image_card.input_size
         detections: list[tuple[int, list[FaceBox]]] = []
         crops_by_frame: dict[int, list[np.ndarray]] = {}
@@ -207,8 +232,8 @@ class Analyser:
         with torch.inference_mode():
             for tr in results:
                 n = len(tr.crops)
-                tr.frame_probs = frame_probs[offset: offset + n]
-                logit = self.video_model(emb[offset: offset + n][None])
+                tr.frame_probs = frame_probs[offset : offset + n]
+                logit = self.video_model(emb[offset : offset + n][None])
                 tr.fake_probability = float(self.video_card.calibrated(logit)[0])
                 offset += n
         self._timed("lstm", time.perf_counter() - t)
@@ -218,15 +243,21 @@ class Analyser:
         per_frame: dict[int, float] = {}
         for tr in results:
             best = int(np.argmax([b.score * b.area for b in tr.track.boxes]))
-            face = {"track": tr.track.track_id, "box": tr.track.boxes[best].as_list(),
-                    "frames": tr.track.frame_indices, "fake_probability": round(tr.fake_probability, 4),
-                    "frame_probabilities": [round(p, 4) for p in tr.frame_probs]}
+            face = {
+                "track": tr.track.track_id,
+                "box": tr.track.boxes[best].as_list(),
+                "frames": tr.track.frame_indices,
+                "fake_probability": round(tr.fake_probability, 4),
+                "frame_probabilities": [round(p, 4) for p in tr.frame_probs],
+            }
             face.update(self._write_artifacts(tr.crops[best], f"face_{tr.track.track_id}", artifacts_dir))
             faces.append(face)
             for f, p in zip(tr.track.frame_indices, tr.frame_probs, strict=True):
                 per_frame[f] = max(per_frame.get(f, 0.0), p)
-        timeline = [{"frame": f, "time": round(times[f], 3), "fake_probability": round(p, 4)}
-                    for f, p in sorted(per_frame.items())]
+        timeline = [
+            {"frame": f, "time": round(times[f], 3), "fake_probability": round(p, 4)}
+            for f, p in sorted(per_frame.items())
+        ]
         self._timed("write", time.perf_counter() - t)
         clip = max(tr.fake_probability for tr in results)
         return self._result(path, "video", self.video_card, clip, faces, timeline)

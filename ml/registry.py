@@ -89,7 +89,9 @@ def default_refs(directory: Path | None = None) -> dict[str, str]:
 
 def find_card(ref: str, directory: Path | None = None) -> ModelCard:
     name, version = parse_ref(ref)
-    matches = [c for c in list_cards(directory) if c.name == name and (version is None or c.version == version)]
+    matches = [
+        c for c in list_cards(directory) if c.name == name and (version is None or c.version == version)
+    ]
     if not matches:
         raise MissingWeightsError(f"model {ref} is not in the registry at {directory or registry_dir()}")
     return max(matches, key=lambda c: c.version)
@@ -130,7 +132,9 @@ def _load_state(card: ModelCard, directory: Path) -> dict:
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
-def load_image_model(ref: str | None = None, directory: Path | None = None) -> tuple[torch.nn.Module, ModelCard]:
+def load_image_model(
+    ref: str | None = None, directory: Path | None = None
+) -> tuple[torch.nn.Module, ModelCard]:
     directory = directory or registry_dir()
     card = find_card(ref or default_refs(directory)["image"], directory)
     model = build_image_model(card.arch, pretrained=False)
@@ -194,6 +198,13 @@ def check_weights(directory: Path | None = None) -> list[str]:
 
 
 __all__ = [
-    "BACKBONES", "ModelCard", "check_weights", "default_refs", "find_card", "list_cards",
-    "load_image_model", "load_video_model", "save_model",
+    "BACKBONES",
+    "ModelCard",
+    "check_weights",
+    "default_refs",
+    "find_card",
+    "list_cards",
+    "load_image_model",
+    "load_video_model",
+    "save_model",
 ]

@@ -81,8 +81,13 @@ def _exclude(cs: CropSet, prefixes: list[str]) -> CropSet:
     if not prefixes:
         return cs
     keep = np.array([not any(Path(p).name.startswith(x) for x in prefixes) for p in cs.paths])
-    return CropSet(cs.crops[keep], cs.landmarks[keep], cs.labels[keep], [p for p, k in zip(cs.paths, keep) if k],
-                   None if cs.lengths is None else cs.lengths[keep])
+    return CropSet(
+        cs.crops[keep],
+        cs.landmarks[keep],
+        cs.labels[keep],
+        [p for p, k in zip(cs.paths, keep, strict=True) if k],
+        None if cs.lengths is None else cs.lengths[keep],
+    )
 
 
 def video_frames_as_faces(cs: CropSet, step: int) -> CropSet:
@@ -98,8 +103,12 @@ def video_frames_as_faces(cs: CropSet, step: int) -> CropSet:
 
 
 def concat(a: CropSet, b: CropSet) -> CropSet:
-    return CropSet(np.concatenate([a.crops, b.crops]), np.concatenate([a.landmarks, b.landmarks]),
-                   np.concatenate([a.labels, b.labels]), a.paths + b.paths)
+    return CropSet(
+        np.concatenate([a.crops, b.crops]),
+        np.concatenate([a.landmarks, b.landmarks]),
+        np.concatenate([a.labels, b.labels]),
+        a.paths + b.paths,
+    )
 
 
 def augment_face(context: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -144,11 +153,13 @@ class _ImageEpoch(torch.utils.data.Dataset):
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64) -> np.ndarray:
+def predict_logits(
+    model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64
+) -> np.ndarray:
     model.eval()
     out = []
     for s in range(0, len(faces), batch):
-        x = to_tensor(faces[s: s + batch], size).to(device)
+        x = to_tensor(faces[s : s + batch], size).to(device)
         out.append(model(x).float().cpu())
     return torch.cat(out).numpy()
 
@@ -157,8 +168,14 @@ def _inner_crops(cs: CropSet, size: int) -> np.ndarray:
     return np.stack([inner_crop(c, size) for c in cs.crops])
 
 
-def train_image(data_dir: Path, out_dir: Path, cfg: ImageTrainConfig, cache_dir: Path,
-                device: str | None = None, log: Log = print) -> ModelCard:
+def train_image(
+    data_dir: Path,
+    out_dir: Path,
+    cfg: ImageTrainConfig,
+    cache_dir: Path,
+    device: str | None = None,
+    log: Log = print,
+) -> ModelCard:
     torch.manual_seed(cfg.seed)
     dev = pick_device(device)
     size = input_size_for(cfg.arch)
@@ -168,7 +185,9 @@ def train_image(data_dir: Path, out_dir: Path, cfg: ImageTrainConfig, cache_dir:
         vdir = Path(cfg.video_data)
         for split in ("train", "val"):
             frames = video_frames_as_faces(
-                _exclude(video_crops(vdir / split, cache_dir, log=log), cfg.exclude_sources), cfg.video_frame_step)
+                _exclude(video_crops(vdir / split, cache_dir, log=log), cfg.exclude_sources),
+                cfg.video_frame_step,
+            )
             log(f"+ {len(frames)} {split} faces from video clips")
             if split == "train":
                 train = concat(train, frames)
@@ -187,8 +206,13 @@ def train_image(data_dir: Path, out_dir: Path, cfg: ImageTrainConfig, cache_dir:
     history = []
     for epoch in range(cfg.epochs):
         ds = _ImageEpoch(train, size, cfg.sbi_fraction, seed=cfg.seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, num_workers=1,
-                                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            num_workers=1,
+            generator=torch.Generator().manual_seed(cfg.seed + epoch),
+        )
         model.train()
         # Frozen blocks keep ImageNet batch statistics: BatchNorm in eval mode there.
         for block in model.feature_blocks():
@@ -204,13 +228,25 @@ def train_image(data_dir: Path, out_dir: Path, cfg: ImageTrainConfig, cache_dir:
             total += float(loss.detach()) * len(y)
             count += len(y)
         val_logits = predict_logits(model, val_faces, size, dev)
-        val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(val.labels.astype(np.float32))))
+        val_loss = float(
+            loss_fn(torch.from_numpy(val_logits), torch.from_numpy(val.labels.astype(np.float32)))
+        )
         report = classification_report(val.labels, 1 / (1 + np.exp(-val_logits)))
         sched.step(val_loss)
-        history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val_loss,
-                        "val_auc": report["roc_auc"], "val_acc": report["accuracy"]})
-        log(f"epoch {epoch}: train loss {total / count:.4f} val loss {val_loss:.4f} "
-            f"val AUC {report['roc_auc']:.4f} acc {report['accuracy']:.4f} ({time.monotonic() - started:.0f}s)")
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / count,
+                "val_loss": val_loss,
+                "val_auc": report["roc_auc"],
+                "val_acc": report["accuracy"],
+            }
+        )
+        log(
+            f"epoch {epoch}: train loss {total / count:.4f} val loss {val_loss:.4f} "
+            f"val AUC {report['roc_auc']:.4f} acc {report['accuracy']:.4f} "
+            f"({time.monotonic() - started:.0f}s)"
+        )
         if val_loss < best[0]:
             best = (val_loss, copy.deepcopy(model.state_dict()), epoch)
         elif epoch - best[2] >= cfg.patience:
@@ -227,11 +263,22 @@ def train_image(data_dir: Path, out_dir: Path, cfg: ImageTrainConfig, cache_dir:
     after = classification_report(val.labels, 1 / (1 + np.exp(-val_logits / temperature)))
     log(f"temperature {temperature:.3f}: val ECE {before['ece']:.4f} -> {after['ece']:.4f}")
     card = ModelCard(
-        name=cfg.name, version=cfg.version or _version(), task="image", arch=cfg.arch, input_size=size,
-        backbone=None if cfg.arch == "compact_cnn" else cfg.arch, temperature=temperature,
+        name=cfg.name,
+        version=cfg.version or _version(),
+        task="image",
+        arch=cfg.arch,
+        input_size=size,
+        backbone=None if cfg.arch == "compact_cnn" else cfg.arch,
+        temperature=temperature,
         metrics={"val": after, "val_uncalibrated_ece": before["ece"]},
-        training={"data": str(data_dir), "config": cfg.__dict__, "best_epoch": best[2], "history": history,
-                  "train_faces": len(train), "minutes": round((time.monotonic() - started) / 60, 1)},
+        training={
+            "data": str(data_dir),
+            "config": cfg.__dict__,
+            "best_epoch": best[2],
+            "history": history,
+            "train_faces": len(train),
+            "minutes": round((time.monotonic() - started) / 60, 1),
+        },
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     save_model(model, card, out_dir, set_default=True)
@@ -262,10 +309,12 @@ def track_faces(cs: CropSet, i: int, size: int, blend_rng: np.random.Generator |
 
 
 @torch.inference_mode()
-def embed_faces(model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64) -> torch.Tensor:
+def embed_faces(
+    model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64
+) -> torch.Tensor:
     out = []
     for s in range(0, len(faces), batch):
-        out.append(model.embed(to_tensor(faces[s: s + batch], size).to(device)).float().cpu())
+        out.append(model.embed(to_tensor(faces[s : s + batch], size).to(device)).float().cpu())
     return torch.cat(out)
 
 
@@ -274,8 +323,20 @@ def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return nn.utils.rnn.pad_sequence(seqs, batch_first=True), lengths
 
 
-def _embed_split(cs: CropSet, embedder: nn.Module, size: int, dev: torch.device, sbi_copies: int,
-                 rng: np.random.Generator) -> tuple[list[torch.Tensor], list[int]]:
+def _embed_split(
+    cs: CropSet,
+    embedder: nn.Module,
+    size: int,
+    dev: torch.device,
+    sbi_copies: int,
+    rng: np.random.Generator,
+    cache: Path | None = None,
+) -> tuple[list[torch.Tensor], list[int]]:
+    """Embeddings of every track (and its self-blended copies), cached: embedding is the slow part on
+    CPU, and the LSTM recipe is what one iterates on."""
+    if cache is not None and cache.exists():
+        saved = torch.load(cache, weights_only=True)
+        return saved["seqs"], saved["labels"]
     seqs, labels = [], []
     for i in range(len(cs)):
         seqs.append(embed_faces(embedder, track_faces(cs, i, size), size, dev))
@@ -284,11 +345,22 @@ def _embed_split(cs: CropSet, embedder: nn.Module, size: int, dev: torch.device,
             for _ in range(sbi_copies):
                 seqs.append(embed_faces(embedder, track_faces(cs, i, size, rng), size, dev))
                 labels.append(1)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"seqs": seqs, "labels": labels}, cache)
     return seqs, labels
 
 
-def train_video(data_dir: Path, out_dir: Path, cfg: VideoTrainConfig, cache_dir: Path, frames: int = 32,
-                device: str | None = None, log: Log = print, registry: Path | None = None) -> ModelCard:
+def train_video(
+    data_dir: Path,
+    out_dir: Path,
+    cfg: VideoTrainConfig,
+    cache_dir: Path,
+    frames: int = 32,
+    device: str | None = None,
+    log: Log = print,
+    registry: Path | None = None,
+) -> ModelCard:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dev = pick_device(device)
@@ -298,12 +370,28 @@ def train_video(data_dir: Path, out_dir: Path, cfg: VideoTrainConfig, cache_dir:
     train = _exclude(video_crops(data_dir / "train", cache_dir, frames, log=log), cfg.exclude_sources)
     val = _exclude(video_crops(data_dir / "val", cache_dir, frames, log=log), cfg.exclude_sources)
     started = time.monotonic()
-    train_seqs, train_labels = _embed_split(train, embedder, size, dev, cfg.sbi_copies, rng)
-    val_seqs, val_labels = _embed_split(val, embedder, size, dev, 0, rng)
-    log(f"embedded {len(train_seqs)} train tracks ({sum(train_labels)} fake, incl. self-blended) and "
-        f"{len(val_seqs)} val tracks in {time.monotonic() - started:.0f}s")
+    key = f"{image_card.stem}-f{frames}-x{'_'.join(cfg.exclude_sources) or 'none'}"
+    train_seqs, train_labels = _embed_split(
+        train,
+        embedder,
+        size,
+        dev,
+        cfg.sbi_copies,
+        rng,
+        cache_dir / f"emb-{key}-train-sbi{cfg.sbi_copies}-s{cfg.seed}.pt",
+    )
+    val_seqs, val_labels = _embed_split(val, embedder, size, dev, 0, rng, cache_dir / f"emb-{key}-val.pt")
+    log(
+        f"embedded {len(train_seqs)} train tracks ({sum(train_labels)} fake, incl. self-blended) and "
+        f"{len(val_seqs)} val tracks in {time.monotonic() - started:.0f}s"
+    )
     feature_dim = train_seqs[0].shape[1]
-    lstm_cfg = {"feature_dim": feature_dim, "hidden": cfg.hidden, "layers": cfg.layers, "dropout": cfg.dropout}
+    lstm_cfg = {
+        "feature_dim": feature_dim,
+        "hidden": cfg.hidden,
+        "layers": cfg.layers,
+        "dropout": cfg.dropout,
+    }
     model = TrackLSTM(**lstm_cfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=5)
@@ -318,15 +406,15 @@ def train_video(data_dir: Path, out_dir: Path, cfg: VideoTrainConfig, cache_dir:
         order = rng.permutation(len(train_seqs))
         for s in range(0, len(order), cfg.batch_size):
             batch = []
-            for j in order[s: s + cfg.batch_size]:
+            for j in order[s : s + cfg.batch_size]:
                 seq = train_seqs[j]
                 # random contiguous window: robust to clip length and to where faces appear
                 n = len(seq)
                 w = int(rng.integers(max(1, n // 2), n + 1))
                 o = int(rng.integers(0, n - w + 1))
-                batch.append(seq[o: o + w])
+                batch.append(seq[o : o + w])
             x, lengths = _pad(batch)
-            y = y_all[order[s: s + cfg.batch_size]]
+            y = y_all[order[s : s + cfg.batch_size]]
             loss = loss_fn(model(x.to(dev), lengths.to(dev)), y.to(dev))
             opt.zero_grad()
             loss.backward()
@@ -350,14 +438,29 @@ def train_video(data_dir: Path, out_dir: Path, cfg: VideoTrainConfig, cache_dir:
     temperature = fit_temperature(val_logits, np.array(val_labels))
     before = classification_report(val_labels, 1 / (1 + np.exp(-val_logits)))
     after = classification_report(val_labels, 1 / (1 + np.exp(-val_logits / temperature)))
-    log(f"best epoch {best[2]}: val AUC {after['roc_auc']:.4f}; temperature {temperature:.3f}: "
-        f"ECE {before['ece']:.4f} -> {after['ece']:.4f}")
+    log(
+        f"best epoch {best[2]}: val AUC {after['roc_auc']:.4f}; temperature {temperature:.3f}: "
+        f"ECE {before['ece']:.4f} -> {after['ece']:.4f}"
+    )
     card = ModelCard(
-        name=cfg.name, version=cfg.version or _version(), task="video", arch="lstm", input_size=size,
-        backbone=image_card.backbone, feature_model=image_card.ref, lstm=lstm_cfg, temperature=temperature,
+        name=cfg.name,
+        version=cfg.version or _version(),
+        task="video",
+        arch="lstm",
+        input_size=size,
+        backbone=image_card.backbone,
+        feature_model=image_card.ref,
+        lstm=lstm_cfg,
+        temperature=temperature,
         metrics={"val": after, "val_uncalibrated_ece": before["ece"]},
-        training={"data": str(data_dir), "config": cfg.__dict__, "frames": frames, "best_epoch": best[2],
-                  "train_tracks": len(train_seqs), "minutes": round((time.monotonic() - started) / 60, 1)},
+        training={
+            "data": str(data_dir),
+            "config": cfg.__dict__,
+            "frames": frames,
+            "best_epoch": best[2],
+            "train_tracks": len(train_seqs),
+            "minutes": round((time.monotonic() - started) / 60, 1),
+        },
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     save_model(model, card, out_dir, set_default=True)

@@ -21,8 +21,14 @@ def to_tensor(crops: np.ndarray | list[np.ndarray], size: int | None = None) -> 
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
-def random_affine(img: np.ndarray, rng: np.random.Generator, rotation: float = 20, shear: float = 0.15,
-                  zoom: float = 0.15, shift: float = 0.08) -> np.ndarray:
+def random_affine(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    rotation: float = 20,
+    shear: float = 0.15,
+    zoom: float = 0.15,
+    shift: float = 0.08,
+) -> np.ndarray:
     """The seeds' geometric augmentation: rotation up to 20°, shear, zoom and shift, edges reflected."""
     h, w = img.shape[:2]
     angle = rng.uniform(-rotation, rotation)
@@ -36,7 +42,9 @@ def random_affine(img: np.ndarray, rng: np.random.Generator, rotation: float = 2
 
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 

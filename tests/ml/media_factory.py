@@ -30,12 +30,13 @@ def face_patch(size: int = 200) -> np.ndarray:
     """A square cut of the astronaut's head and shoulders."""
     x, y, w, h = ASTRONAUT_FACE
     cx, cy = x + w // 2, y + h // 2
-    patch = astronaut()[max(0, cy - 110): cy + 130, max(0, cx - 120): cx + 120]
+    patch = astronaut()[max(0, cy - 110) : cy + 130, max(0, cx - 120) : cx + 120]
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def write_video(path: Path, frames: int = 40, size: tuple[int, int] = (640, 360), faces: int = 1,
-                fps: float = 20.0) -> Path:
+def write_video(
+    path: Path, frames: int = 40, size: tuple[int, int] = (640, 360), faces: int = 1, fps: float = 20.0
+) -> Path:
     """A clip with `faces` copies of the face, side by side, panning and zooming slowly."""
     w, h = size
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
@@ -50,7 +51,7 @@ def write_video(path: Path, frames: int = 40, size: tuple[int, int] = (640, 360)
             x0 = int((k + 0.5) * w / faces - side / 2 + 20 * np.sin(t / 6))  # pan
             y0 = (h - side) // 2
             x0 = min(max(0, x0), w - side)
-            frame[y0: y0 + side, x0: x0 + side] = patch
+            frame[y0 : y0 + side, x0 : x0 + side] = patch
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path

@@ -27,12 +27,15 @@ def test_probe_image_and_video(face_jpg, face_video):
     assert vid.duration == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("name, message", [
-    ("empty", "empty"),
-    ("pdf_as_mp4", "not a supported image or video"),
-    ("truncated_jpg", "corrupt or truncated"),
-    ("truncated_mp4", "corrupt or truncated"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("empty", "empty"),
+        ("pdf_as_mp4", "not a supported image or video"),
+        ("truncated_jpg", "corrupt or truncated"),
+        ("truncated_mp4", "corrupt or truncated"),
+    ],
+)
 def test_bad_files_get_readable_errors(corrupt_files, name, message):
     with pytest.raises(MediaError, match=message):
         probe(corrupt_files[name])

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ml", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_predict_json_one_line_per_file_and_goes_on_after_a_bad_file(face_jpg, corrupt_files, face_video):
+    proc = _run("predict", "--json", str(corrupt_files["pdf_as_mp4"]), str(face_jpg), str(face_video))
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(lines) == 3, proc.stderr
+    bad, image, video = lines
+    assert bad["path"].endswith("report.mp4") and "not a supported" in bad["error"]
+    assert image["kind"] == "image" and image["verdict"] in ("real", "fake")
+    assert set(image) >= {"path", "kind", "verdict", "fake_probability", "model", "faces", "seconds"}
+    assert set(image["faces"][0]) >= {"box", "frames", "fake_probability"}
+    assert video["kind"] == "video" and len(video["faces"]) == 1
+    assert proc.returncode == 1  # a file failed: scripts can tell
+
+
+def test_evaluate_prints_the_seeds_metrics(tmp_path, face_jpg, noface_png):
+    for label, src in (("real", face_jpg), ("fake", noface_png)):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / src.name).write_bytes(src.read_bytes())
+    proc = _run("evaluate", "--data", str(tmp_path), "--roc", str(tmp_path / "roc.png"))
+    assert proc.returncode == 0, proc.stderr
+    for metric in ("accuracy", "precision", "recall", "f1", "log_loss", "roc_auc", "confusion"):
+        assert metric in proc.stdout
+    assert "no face: 1" in proc.stdout
+    assert (tmp_path / "roc.png").exists()
+
+
+def test_models_lists_the_defaults():
+    proc = _run("models")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("*") == 2

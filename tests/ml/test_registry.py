@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from ml.backbones import BACKBONES, backbone_weights_path, sha256_file, verify_backbone_weights
+from ml.errors import MissingWeightsError
+from ml.models import CompactCNN, TrackLSTM, build_image_model
+from ml.registry import (
+    WEIGHTS_DIR,
+    check_weights,
+    default_refs,
+    find_card,
+    load_image_model,
+    load_video_model,
+    registry_dir,
+)
+
+
+def test_mobilenet_imagenet_weights_ship_in_a_package_and_match_torchvision():
+    path = verify_backbone_weights("mobilenet_v2")
+    assert path.name == "mobilenet_v2-b0353104.pth"
+    assert sha256_file(path).startswith("b0353104")
+
+
+def test_missing_resnext_weights_name_the_file_and_where_it_goes(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(MissingWeightsError, match="resnext50_32x4d-7cdf4587.pth") as exc:
+        backbone_weights_path("resnext50_32x4d")
+    assert str(tmp_path / "checkpoints") in str(exc.value)
+
+
+def test_shipped_defaults_load_and_pass_their_checks():
+    assert registry_dir() == WEIGHTS_DIR
+    assert check_weights() == []
+    refs = default_refs()
+    image_model, image_card = load_image_model()
+    video_model, video_card = load_video_model()
+    assert image_card.ref == refs["image"] and video_card.ref == refs["video"]
+    assert video_card.feature_model == image_card.ref
+    assert 0 < image_card.temperature < 20 and 0 < video_card.threshold < 1
+    x = torch.zeros(2, 3, image_card.input_size, image_card.input_size)
+    emb = image_model.embed(x)
+    assert emb.shape == (2, BACKBONES[image_card.backbone].feature_dim)
+    assert video_model(emb[None]).shape == (1,)
+
+
+def test_shipped_weights_are_small():
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.pt"))
+    assert total < 50 * 1024 * 1024
+
+
+def test_a_tampered_checkpoint_is_reported(tmp_path):
+    shutil.copytree(WEIGHTS_DIR, tmp_path / "reg")
+    card = find_card(default_refs()["image"])
+    weights = tmp_path / "reg" / f"{card.stem}.pt"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    problems = check_weights(tmp_path / "reg")
+    assert any("SHA-256" in p for p in problems)
+    with pytest.raises(MissingWeightsError, match="SHA-256"):
+        load_image_model(directory=tmp_path / "reg")
+
+
+def test_an_empty_registry_is_reported(tmp_path):
+    assert check_weights(tmp_path) and "defaults.json" in check_weights(tmp_path)[0]
+
+
+def test_architectures_build():
+    assert isinstance(build_image_model("compact_cnn"), CompactCNN)
+    out = build_image_model("compact_cnn")(torch.zeros(2, 3, 128, 128))
+    assert out.shape == (2,)
+    lstm = TrackLSTM(16, hidden=8, layers=1)
+    seq = torch.zeros(3, 5, 16)
+    lengths = torch.tensor([5, 2, 1])
+    assert lstm(seq, lengths).shape == (3,)
+    with pytest.raises(ValueError):
+        build_image_model("vgg16")
