@@ -194,13 +194,22 @@ def test_sweep_republishes_jobs_queued_too_long(make_item, no_publish, settings)
 def test_enqueue_with_redis_down_keeps_the_item_queued(make_item, settings):
     from detector_site.celery import app
 
+    def use_broker(url: str) -> None:
+        # Celery caches its connection and producer pools on first use: drop them so the URL change
+        # takes effect now, and so later tests in this process do not inherit the dead broker.
+        app.conf.broker_url = url
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
+
     item = make_item()
     original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    use_broker("redis://127.0.0.1:1/0")  # nothing listens on port 1
     try:
         assert jobs.enqueue(item) is False
     finally:
-        app.conf.broker_url = original
+        use_broker(original)
     item.refresh_from_db()
     assert item.status == Item.Status.QUEUED and item.enqueued_at is not None
 
