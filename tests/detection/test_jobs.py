@@ -191,25 +191,17 @@ def test_sweep_republishes_jobs_queued_too_long(make_item, no_publish, settings)
     assert no_publish == [str(lost.pk)]
 
 
-def test_enqueue_with_redis_down_keeps_the_item_queued(make_item, settings):
+def test_enqueue_with_redis_down_keeps_the_item_queued(make_item, monkeypatch):
+    from detection.tasks import analyse_item
     from detector_site.celery import app
 
-    def use_broker(url: str) -> None:
-        # Celery caches its connection and producer pools on first use: drop them so the URL change
-        # takes effect now, and so later tests in this process do not inherit the dead broker.
-        app.conf.broker_url = url
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
+    # Publish over a connection to a dead broker, leaving the app's own (cached) pools untouched:
+    # changing the app's broker URL would leave later tests in this process with a broken pool.
+    dead = app.connection_for_write("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    publish = analyse_item.apply_async
+    monkeypatch.setattr(analyse_item, "apply_async", lambda *a, **kw: publish(*a, connection=dead, **kw))
     item = make_item()
-    original = app.conf.broker_url
-    use_broker("redis://127.0.0.1:1/0")  # nothing listens on port 1
-    try:
-        assert jobs.enqueue(item) is False
-    finally:
-        use_broker(original)
+    assert jobs.enqueue(item) is False
     item.refresh_from_db()
     assert item.status == Item.Status.QUEUED and item.enqueued_at is not None
 
