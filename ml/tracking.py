@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ml.faces import FaceBox, iou
+from ml.faces import FaceBox, FaceDetector, iou
+from ml.media import Frame
+
+# Sampled frames between two detector runs in `detect_sparse`. 4 runs the detector on about a third of the
+# sampled frames of a steady clip (benchmarks/pipeline.py) without losing a face on ../shared/data videos
+# (benchmarks/detectors.py --sparse).
+DETECT_STRIDE = 4
+# Two detections "agree" when every face in one overlaps its match in the other at least this much; only
+# then are the frames between them given interpolated boxes instead of a detector run.
+AGREE_IOU = 0.6
 
 
 @dataclass
@@ -82,3 +92,101 @@ def build_tracks(
     for new_id, track in enumerate(kept):
         track.track_id = new_id
     return kept
+
+
+def match_boxes(
+    a: list[FaceBox], b: list[FaceBox], min_iou: float = AGREE_IOU
+) -> list[tuple[int, int]] | None:
+    """Pair every box of `a` with one of `b` (greedy by overlap), or None when the two frames disagree:
+    a different number of faces, or a pair overlapping less than `min_iou`."""
+    if len(a) != len(b):
+        return None
+    pairs = sorted(((iou(x, y), i, j) for i, x in enumerate(a) for j, y in enumerate(b)), reverse=True)
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    matched = []
+    for overlap, i, j in pairs:
+        if i in used_a or j in used_b:
+            continue
+        if overlap < min_iou:
+            return None
+        used_a.add(i)
+        used_b.add(j)
+        matched.append((i, j))
+    return sorted(matched)
+
+
+def interpolate_box(a: FaceBox, b: FaceBox, t: float) -> FaceBox:
+    """The box a fraction t of the way from a to b (landmarks too, when both have them)."""
+
+    def lerp(u: float, v: float) -> float:
+        return u + (v - u) * t
+
+    landmarks = None
+    if a.landmarks is not None and b.landmarks is not None and len(a.landmarks) == len(b.landmarks):
+        pairs = zip(a.landmarks, b.landmarks, strict=True)
+        landmarks = tuple((lerp(p[0], q[0]), lerp(p[1], q[1])) for p, q in pairs)
+    return FaceBox(
+        round(lerp(a.x, b.x)),
+        round(lerp(a.y, b.y)),
+        round(lerp(a.w, b.w)),
+        round(lerp(a.h, b.h)),
+        min(a.score, b.score),
+        landmarks,
+    )
+
+
+_Detected = tuple[Frame, list[FaceBox]]
+_Boxed = tuple[Frame, list[FaceBox], bool]  # a frame, its boxes, whether the detector ran on it
+
+
+def detect_sparse(
+    frames: Iterable[Frame], detector: FaceDetector, stride: int = DETECT_STRIDE
+) -> Iterator[_Boxed]:
+    """Face boxes for every frame, running the detector on as few frames as the motion allows.
+
+    Yields (frame, boxes, detected) in order. The detector runs on every `stride`-th frame (and the last);
+    when the detections at both ends of a gap agree (`match_boxes`), the frames between get boxes
+    interpolated in time, otherwise the gap is bisected: detect its middle frame and try each half again.
+    A face that appears or leaves, or moves fast, is therefore always detected where it is. At most
+    `stride` frames are held at once, so memory stays flat however long the clip is.
+    """
+
+    def detected(frame: Frame) -> _Detected:
+        return frame, detector.detect(frame.rgb)
+
+    def fill(left: _Detected, gap: list[Frame], right: _Detected) -> Iterator[_Boxed]:
+        """Boxes for the frames strictly between two detected frames, in order."""
+        if not gap:
+            return
+        pairs = match_boxes(left[1], right[1])
+        if pairs is not None:
+            span = max(1, right[0].index - left[0].index)
+            for frame in gap:
+                t = (frame.index - left[0].index) / span
+                yield frame, [interpolate_box(left[1][i], right[1][j], t) for i, j in pairs], False
+            return
+        mid = len(gap) // 2
+        middle = detected(gap[mid])
+        yield from fill(left, gap[:mid], middle)
+        yield (*middle, True)
+        yield from fill(middle, gap[mid + 1 :], right)
+
+    stride = max(1, stride)
+    anchor: _Detected | None = None
+    pending: list[Frame] = []
+    for frame in frames:
+        if anchor is None:
+            anchor = detected(frame)
+            yield (*anchor, True)
+            continue
+        pending.append(frame)
+        if len(pending) == stride:
+            right = detected(pending[-1])
+            yield from fill(anchor, pending[:-1], right)
+            yield (*right, True)
+            anchor, pending = right, []
+    if anchor is not None and pending:
+        right = detected(pending[-1])
+        yield from fill(anchor, pending[:-1], right)
+        yield (*right, True)
