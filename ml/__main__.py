@@ -72,6 +72,7 @@ def _analyser(args: argparse.Namespace):
         device=args.device,
         heatmaps=getattr(args, "heatmaps", False),
         registry=Path(args.registry) if args.registry else None,
+        detect_stride=args.detect_stride,
     )
 
 
@@ -144,6 +145,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ml.tracking import DETECT_STRIDE
+
     parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -153,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--registry", help="registry folder (default: ml/weights or $ML_WEIGHTS_DIR)")
         p.add_argument("--detector", default="retinaface", choices=["retinaface", "hog", "cnn", "haar"])
         p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
+        p.add_argument(
+            "--detect-stride",
+            type=int,
+            default=DETECT_STRIDE,
+            help="run the face detector on every N-th sampled frame, interpolating boxes between agreeing "
+            f"detections (1: every frame; default {DETECT_STRIDE})",
+        )
         p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
     t = sub.add_parser("train", help="train a model over DIR/{train,val}/{real,fake}/")

@@ -54,3 +54,28 @@ def test_corrupt_inputs_raise_media_error(corrupt_files):
     for path in corrupt_files.values():
         with pytest.raises(MediaError):
             analyse(path)
+
+
+def test_onnx_runtime_and_pytorch_give_the_same_scores(face_jpg, two_face_video):
+    from ml.pipeline import Analyser
+
+    onnx, eager = Analyser(runtime="onnxruntime", heatmaps=False), Analyser(runtime="torch", heatmaps=False)
+    assert (onnx.runtime, eager.runtime) == ("onnxruntime", "torch")
+    for path in (face_jpg, two_face_video):
+        a, b = onnx.analyse(path), eager.analyse(path)
+        assert a["verdict"] == b["verdict"]
+        assert a["fake_probability"] == pytest.approx(b["fake_probability"], abs=1e-3)
+        for fa, fb in zip(a["faces"], b["faces"], strict=True):
+            assert fa["fake_probability"] == pytest.approx(fb["fake_probability"], abs=1e-3)
+            assert fa.get("frame_probabilities") == pytest.approx(fb.get("frame_probabilities"), abs=1e-3)
+
+
+def test_sparse_detection_keeps_every_frame_and_the_verdict(two_face_video):
+    from ml.pipeline import Analyser
+
+    sparse, dense = Analyser(detect_stride=4, heatmaps=False), Analyser(detect_stride=1, heatmaps=False)
+    a, b = sparse.analyse(two_face_video), dense.analyse(two_face_video)
+    assert sparse.detector_runs < dense.detector_runs == len(b["timeline"])
+    assert [f["frames"] for f in a["faces"]] == [f["frames"] for f in b["faces"]]
+    assert a["verdict"] == b["verdict"]
+    assert a["fake_probability"] == pytest.approx(b["fake_probability"], abs=0.05)
