@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -20,6 +23,8 @@ MAX_VIDEO_PIXELS = 7680 * 4320
 
 IMAGE_FORMATS = ("jpeg", "png", "webp")
 VIDEO_FORMATS = ("mp4", "mov", "webm", "mkv", "avi")
+
+T = TypeVar("T")
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -225,3 +230,56 @@ def sample_frames(
             idx += 1
     finally:
         cap.release()
+
+
+def prefetch(items: Iterator[T], depth: int = 4) -> Iterator[T]:
+    """Yield what `items` yields, produced `depth` items ahead by a background thread.
+
+    Decoding (OpenCV) and the models (ONNX Runtime, PyTorch) release the GIL, so decoding the next frames
+    overlaps detecting and embedding faces in the current ones. The queue is bounded: at most `depth`
+    frames wait in memory. An exception in the producer is raised here; stopping early stops the producer.
+    """
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put(_Failure(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException

@@ -19,7 +19,7 @@ import torch
 
 from ml.faces import DEFAULT_DETECTOR, FaceBox, crop_face, get_detector
 from ml.gradcam import grad_cam, overlay
-from ml.media import MediaInfo, load_image, probe, sample_frames
+from ml.media import MediaInfo, load_image, prefetch, probe, sample_frames
 from ml.onnx_embedder import make_onnx_embedder
 from ml.registry import ModelCard, load_image_model, load_video_model
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
@@ -212,15 +212,27 @@ class Analyser:
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
     ) -> dict:
         size = self.image_card.input_size
+        batch = CPU_EMBED_BATCH if self.device.type == "cpu" else GPU_EMBED_BATCH
         detections: list[tuple[int, list[FaceBox]]] = []
-        crops_by_frame: dict[int, list[np.ndarray]] = {}
+        crop_of: dict[int, np.ndarray] = {}  # by id() of the FaceBox: tracks hold the very same objects
+        embedding_of: dict[int, torch.Tensor] = {}
+        unembedded: list[FaceBox] = []
         times: dict[int, float] = {}
-        frames = sample_frames(path, self.frames, self.sampling, info=info)
+
+        def embed_pending() -> None:
+            t = time.perf_counter()
+            if unembedded:
+                embeddings = self._embed([crop_of[id(b)] for b in unembedded])
+                embedding_of.update((id(b), e) for b, e in zip(unembedded, embeddings, strict=True))
+                unembedded.clear()
+            self._timed("cnn", time.perf_counter() - t)
+
+        # Frames are decoded ahead in a background thread while this one detects and embeds faces; the
+        # detector runs on a subset of them (detect_sparse) and is timed where it runs, so "decode" is what
+        # is left of waiting for the next frame.
+        frames = prefetch(sample_frames(path, self.frames, self.sampling, info=info))
         n_expected = max(1, min(self.frames, info.frame_count))
-        # The detector runs on a subset of the frames (see detect_sparse); time it where it runs, so that
-        # "decode" is what is left of waiting for the next frame.
-        detector = _TimedDetector(self.detector, self.timings)
-        stream = detect_sparse(frames, detector, self.detect_stride)
+        stream = detect_sparse(frames, _TimedDetector(self.detector, self.timings), self.detect_stride)
         self.detector_runs = 0
         while True:
             t = time.perf_counter()
@@ -233,21 +245,23 @@ class Analyser:
             frame, boxes, ran_detector = item
             self.detector_runs += ran_detector
             # crop now and drop the frame: memory stays flat however long the clip is
-            crops_by_frame[frame.index] = [crop_face(frame.rgb, b, size) for b in boxes]
+            for box in boxes:
+                crop_of[id(box)] = crop_face(frame.rgb, box, size)
+            unembedded.extend(boxes)
             detections.append((frame.index, boxes))
             times[frame.index] = frame.time
             self._timed("crop", time.perf_counter() - t1)
+            if len(unembedded) >= batch:
+                embed_pending()
             progress("detecting faces", 0.05 + 0.6 * len(detections) / n_expected)
+        embed_pending()
         tracks = build_tracks(detections)
         if not tracks:
             return self._result(path, "video", self.video_card, None, [], [])
         progress("scoring faces", 0.7)
-        # Tracks hold the very FaceBox objects the detector returned, so identity finds each crop.
-        crop_of = {id(b): c for f, boxes in detections for b, c in zip(boxes, crops_by_frame[f], strict=True)}
         results = [TrackResult(track, [crop_of[id(b)] for b in track.boxes]) for track in tracks]
         t = time.perf_counter()
-        all_crops = [c for tr in results for c in tr.crops]
-        emb = self._embed(all_crops)
+        emb = torch.stack([embedding_of[id(b)] for tr in results for b in tr.track.boxes])
         frame_probs = self._image_probs(emb)
         self._timed("cnn", time.perf_counter() - t)
         t = time.perf_counter()

@@ -84,3 +84,28 @@ def test_sample_frames_grab_and_seek_agree(face_video):
 def test_sample_frames_refuses_images(face_jpg):
     with pytest.raises(MediaError):
         list(sample_frames(face_jpg))
+
+
+def test_prefetch_keeps_order_bounds_memory_and_reraises():
+    import threading
+
+    from ml.media import prefetch
+
+    produced = []
+
+    def numbers(n: int, fail_at: int | None = None):
+        for i in range(n):
+            if i == fail_at:
+                raise MediaError("broken frame")
+            produced.append(i)
+            yield i
+
+    assert list(prefetch(numbers(20), depth=3)) == list(range(20))
+    with pytest.raises(MediaError, match="broken frame"):
+        list(prefetch(numbers(10, fail_at=5)))
+    produced.clear()
+    stream = prefetch(numbers(1000), depth=3)
+    assert next(stream) == 0
+    stream.close()  # a consumer that stops early stops the producer: no thread left, few items decoded
+    assert len(produced) <= 6
+    assert not [t for t in threading.enumerate() if t.name == "prefetch"]
