@@ -55,6 +55,46 @@ def enqueue_after_commit(item: Item) -> None:
     transaction.on_commit(lambda: enqueue(item))
 
 
+# Statuses an item may be re-analysed from. A RUNNING job is left alone: resetting it under a live worker
+# would race that worker's result (`python manage.py sweep_jobs` handles RUNNING jobs whose worker died).
+REANALYSABLE = (Item.Status.DONE, Item.Status.FAILED, Item.Status.QUEUED)
+
+
+def reset_for_analysis(item: Item) -> bool:
+    """Put the item back to QUEUED as if just uploaded (result, faces and artifacts dropped, attempts at 0)
+    and enqueue it once that commits. Reviews are kept: they are the record of human decisions.
+
+    Returns False, changing nothing, if the item is RUNNING or no longer exists.
+    """
+    with transaction.atomic():
+        # Conditional on the status, so a job a worker claims meanwhile is not reset under it.
+        reset = Item.objects.filter(pk=item.pk, status__in=REANALYSABLE).update(
+            status=Item.Status.QUEUED,
+            stage="",
+            progress=0,
+            error="",
+            attempts=0,
+            verdict="",
+            fake_probability=None,
+            uncertain=False,
+            model_version="",
+            result=None,
+            enqueued_at=timezone.now(),
+            started_at=None,
+            finished_at=None,
+            heartbeat_at=None,
+        )
+        if not reset:
+            return False
+        Face.objects.filter(item_id=item.pk).delete()
+        artifacts = Path(settings.MEDIA_ROOT) / item.artifacts_dir
+        # on_commit callbacks run in order: the old thumbnails go before the job is published.
+        transaction.on_commit(lambda: shutil.rmtree(artifacts, ignore_errors=True))
+        enqueue_after_commit(item)
+    item.refresh_from_db()
+    return True
+
+
 # --- Claiming a job --------------------------------------------------------------------------------------
 
 
