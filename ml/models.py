@@ -8,17 +8,16 @@ from torch import nn
 from ml.backbones import build_backbone
 
 
-class FaceClassifier(nn.Module):
-    """ImageNet backbone + global average pool + linear head: one fake logit per face crop.
+class PooledClassifier(nn.Module):
+    """`features` -> global average pool -> `head`: the shape both image classifiers share.
 
-    `embed` exposes the pooled features, which the video branch consumes frame by frame.
+    `embed` exposes the pooled features, which the video branch consumes frame by frame, and
+    `classify_embedding` turns them into the fake logit.
     """
 
-    def __init__(self, backbone: str = "mobilenet_v2", pretrained: bool = True, dropout: float = 0.2):
-        super().__init__()
-        self.features, self.feature_dim = build_backbone(backbone, pretrained=pretrained)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, 1))
+    features: nn.Module
+    pool: nn.Module
+    head: nn.Module
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.pool(self.features(x)), 1)
@@ -31,6 +30,16 @@ class FaceClassifier(nn.Module):
 
     def feature_blocks(self) -> list[nn.Module]:
         return list(self.features.children())
+
+
+class FaceClassifier(PooledClassifier):
+    """ImageNet backbone + global average pool + linear head: one fake logit per face crop."""
+
+    def __init__(self, backbone: str = "mobilenet_v2", pretrained: bool = True, dropout: float = 0.2):
+        super().__init__()
+        self.features, self.feature_dim = build_backbone(backbone, pretrained=pretrained)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, 1))
 
     def set_trainable(self, freeze: str) -> None:
         """freeze: "backbone" (head only), "last:N" (last N feature blocks + head) or "none" (all)."""
@@ -65,7 +74,7 @@ class _ResidualBlock(nn.Module):
         return self.out(self.body(x) + self.skip(x))
 
 
-class CompactCNN(nn.Module):
+class CompactCNN(PooledClassifier):
     """The seeds' custom CNN: five residual conv blocks on 128×128 input, two dense layers.
 
     Trained from scratch (no pretrained weights), as a baseline for the fine-tuned backbone.
@@ -85,18 +94,6 @@ class CompactCNN(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(cin, 128), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(128, 1)
         )
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.pool(self.features(x)), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x)).squeeze(1)
-
-    def classify_embedding(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.head(emb).squeeze(1)
-
-    def feature_blocks(self) -> list[nn.Module]:
-        return list(self.features.children())
 
     def set_trainable(self, freeze: str) -> None:
         self.requires_grad_(True)  # trained from scratch: nothing to freeze
