@@ -370,7 +370,8 @@ def train_video(
     train = _exclude(video_crops(data_dir / "train", cache_dir, frames, log=log), cfg.exclude_sources)
     val = _exclude(video_crops(data_dir / "val", cache_dir, frames, log=log), cfg.exclude_sources)
     started = time.monotonic()
-    key = f"{image_card.stem}-f{frames}-x{'_'.join(cfg.exclude_sources) or 'none'}"
+    # the embedder's checksum too: a retrained image model of the same name@version must not reuse these
+    key = f"{image_card.stem}-{image_card.sha256[:8]}-f{frames}-x{'_'.join(cfg.exclude_sources) or 'none'}"
     train_seqs, train_labels = _embed_split(
         train,
         embedder,
