@@ -105,13 +105,11 @@ class RetinaFaceDetector:
     name = "retinaface"
 
     def __init__(self, score_threshold: float = 0.8, max_side: int = 640, threads: int | None = None):
-        import onnxruntime as ort
         from retinaface.weights import WEIGHTS
 
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(WEIGHTS, sess_options=opts, providers=["CPUExecutionProvider"])
+        from ml.runtime import onnx_cpu_session
+
+        self._session = onnx_cpu_session(WEIGHTS, threads)
         self.score_threshold = score_threshold
         self.max_side = max_side
         self._lock = threading.Lock()

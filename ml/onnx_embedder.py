@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 import torch
 
+from ml.runtime import onnx_cpu_session
+
 log = logging.getLogger(__name__)
 
 
@@ -33,8 +35,6 @@ class OnnxEmbedder:
     """`model.embed` as an ONNX Runtime session on the CPU."""
 
     def __init__(self, model: torch.nn.Module, input_size: int, threads: int | None = None):
-        import onnxruntime as ort
-
         buffer = io.BytesIO()
         example = torch.zeros(1, 3, input_size, input_size)
         was_training = model.training
@@ -54,11 +54,7 @@ class OnnxEmbedder:
                 )
         finally:
             model.train(was_training)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        self._session = ort.InferenceSession(
-            buffer.getvalue(), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = onnx_cpu_session(buffer.getvalue(), threads or torch.get_num_threads())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
