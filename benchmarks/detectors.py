@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.faces import DETECTORS, FaceBox, RetinaFaceDetector, get_detector, iou
+from ml.faces import DETECTORS, VIDEO_DETECT_MAX_SIDE, FaceBox, RetinaFaceDetector, get_detector, iou
 from ml.media import sample_frames
 from ml.tracking import DETECT_STRIDE, detect_sparse, match_boxes
 
@@ -63,7 +63,7 @@ class CountingDetector:
 
 
 def compare_sparse(data: Path, splits: list[str], frames: int, stride: int) -> None:
-    detector = get_detector()
+    detector = get_detector(max_side=VIDEO_DETECT_MAX_SIDE)  # what the pipeline uses on video frames
     columns = f"{'frames':>6} {'detector_runs':>13} {'count_differs':>13} {'min_iou':>7} {'mean':>6}"
     print(f"{'clip':<48} {columns}")
     totals = {"frames": 0, "runs": 0, "differs": 0}

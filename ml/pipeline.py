@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from ml.faces import DEFAULT_DETECTOR, FaceBox, crop_face, get_detector
+from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
 from ml.gradcam import grad_cam, overlay
 from ml.media import MediaInfo, load_image, prefetch, probe, sample_frames
 from ml.onnx_embedder import make_onnx_embedder
@@ -80,6 +80,7 @@ class Analyser:
                 raise RuntimeError("runtime='onnxruntime' asked for, but the ONNX export or Runtime failed")
         self.runtime = "onnxruntime" if self._onnx_embed is not None else "torch"
         self.detector = get_detector(detector)
+        self.video_detector = get_detector(detector, VIDEO_DETECT_MAX_SIDE)
         self.frames = frames
         self.sampling = sampling
         self.heatmaps = heatmaps
@@ -232,7 +233,7 @@ class Analyser:
         # is left of waiting for the next frame.
         frames = prefetch(sample_frames(path, self.frames, self.sampling, info=info))
         n_expected = max(1, min(self.frames, info.frame_count))
-        stream = detect_sparse(frames, _TimedDetector(self.detector, self.timings), self.detect_stride)
+        stream = detect_sparse(frames, _TimedDetector(self.video_detector, self.timings), self.detect_stride)
         self.detector_runs = 0
         while True:
             t = time.perf_counter()

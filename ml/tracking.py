@@ -17,6 +17,11 @@ DETECT_STRIDE = 4
 # Two detections "agree" when every face in one overlaps its match in the other at least this much; only
 # then are the frames between them given interpolated boxes instead of a detector run.
 AGREE_IOU = 0.6
+# A single frame between two detections is interpolated when each face moved at most this many face sizes
+# (and kept its size): the middle of a smooth pan is where its ends say, even when the ends barely overlap.
+# 1.0 misplaced boxes in a clip of a person walking (mean IoU vs dense 0.80); 0.5 did not (0.85, as with
+# no such rule), and still saves 6 of 30 detector runs on the benchmark's fast pan.
+SINGLE_GAP_MAX_STEP = 0.5
 
 
 @dataclass
@@ -95,25 +100,40 @@ def build_tracks(
 
 
 def match_boxes(
-    a: list[FaceBox], b: list[FaceBox], min_iou: float = AGREE_IOU
+    a: list[FaceBox], b: list[FaceBox], min_iou: float = AGREE_IOU, max_step: float | None = None
 ) -> list[tuple[int, int]] | None:
-    """Pair every box of `a` with one of `b` (greedy by overlap), or None when the two frames disagree:
-    a different number of faces, or a pair overlapping less than `min_iou`."""
+    """Pair every box of `a` with one of `b` (greedy, best match first), or None when the frames disagree:
+    a different number of faces, or a pair that is not the same face held steady.
+
+    A pair agrees when it overlaps at least `min_iou`, or, with `max_step`, when its centres are at most
+    `max_step` face sizes apart and its sizes within 20 % of each other (steady motion, however fast).
+    """
     if len(a) != len(b):
         return None
-    pairs = sorted(((iou(x, y), i, j) for i, x in enumerate(a) for j, y in enumerate(b)), reverse=True)
+    pairs = sorted((_match_cost(x, y), i, j) for i, x in enumerate(a) for j, y in enumerate(b))
     used_a: set[int] = set()
     used_b: set[int] = set()
     matched = []
-    for overlap, i, j in pairs:
+    for _, i, j in pairs:
         if i in used_a or j in used_b:
             continue
-        if overlap < min_iou:
+        if not _same_face(a[i], b[j], min_iou, max_step):
             return None
         used_a.add(i)
         used_b.add(j)
         matched.append((i, j))
     return sorted(matched)
+
+
+def _same_face(x: FaceBox, y: FaceBox, min_iou: float, max_step: float | None) -> bool:
+    if iou(x, y) >= min_iou:
+        return True
+    if max_step is None:
+        return False
+    size_x, size_y = max(x.w, x.h, 1), max(y.w, y.h, 1)
+    (ax, ay), (bx, by) = x.center, y.center
+    step = float(np.hypot(ax - bx, ay - by)) / max(size_x, size_y)
+    return step <= max_step and min(size_x, size_y) / max(size_x, size_y) >= 0.8
 
 
 def interpolate_box(a: FaceBox, b: FaceBox, t: float) -> FaceBox:
@@ -146,8 +166,9 @@ def detect_sparse(
     """Face boxes for every frame, running the detector on as few frames as the motion allows.
 
     Yields (frame, boxes, detected) in order. The detector runs on every `stride`-th frame (and the last);
-    when the detections at both ends of a gap agree (`match_boxes`), the frames between get boxes
-    interpolated in time, otherwise the gap is bisected: detect its middle frame and try each half again.
+    when the detections at both ends of a gap agree (`match_boxes`; for a one-frame gap, steady motion is
+    enough), the frames between get boxes interpolated in time, otherwise the gap is bisected: detect its
+    middle frame and try each half again.
     A face that appears or leaves, or moves fast, is therefore always detected where it is. At most
     `stride` frames are held at once, so memory stays flat however long the clip is.
     """
@@ -159,7 +180,7 @@ def detect_sparse(
         """Boxes for the frames strictly between two detected frames, in order."""
         if not gap:
             return
-        pairs = match_boxes(left[1], right[1])
+        pairs = match_boxes(left[1], right[1], max_step=SINGLE_GAP_MAX_STEP if len(gap) == 1 else None)
         if pairs is not None:
             span = max(1, right[0].index - left[0].index)
             for frame in gap:

@@ -96,3 +96,12 @@ def test_match_and_interpolate_two_faces():
     assert (mid.x, mid.w, mid.landmarks) == (5, 50, ((15.0, 10.0),))
     assert match_boxes(a, b[:1]) is None
     assert match_boxes(a[:1], [FaceBox(200, 200, 50, 50)]) is None
+
+
+def test_sparse_detection_interpolates_single_frames_of_a_fast_steady_pan():
+    # 14 px a frame with a 60 px face: two frames apart the boxes overlap at IoU 0.36 only, but the motion
+    # is steady, so only every other frame needs the detector.
+    detector = ScriptedDetector(lambda i: [FaceBox(100 + 14 * i, 50, 60, 60)])
+    out = list(detect_sparse(frames(9), detector, stride=4))
+    assert sorted(detector.calls) == [0, 2, 4, 6, 8]
+    assert [boxes[0].x for _, boxes, _ in out] == [100 + 14 * i for i in range(9)]
