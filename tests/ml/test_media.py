@@ -109,3 +109,22 @@ def test_prefetch_keeps_order_bounds_memory_and_reraises():
     stream.close()  # a consumer that stops early stops the producer: no thread left, few items decoded
     assert len(produced) <= 6
     assert not [t for t in threading.enumerate() if t.name == "prefetch"]
+
+
+def test_keyframes_are_read_from_packets(face_video):
+    from ml.media import keyframe_indices
+
+    # OpenCV's writer stores a keyframe every 12 frames (the fixture has 40)
+    assert keyframe_indices(face_video) == [0, 12, 24, 36]
+
+
+def test_samples_snap_to_cheap_seek_targets_spread_over_the_clip():
+    from ml.media import OPENCV_SEEK_BACKSTEP, snap_to_keyframes
+
+    keyframes = list(range(0, 9000, 250))  # x264's default GOP, a 5 min clip at 30 fps
+    wanted = frame_indices(9000, 32)
+    snapped = snap_to_keyframes(wanted, keyframes, 9000)
+    assert len(snapped) == 32 and snapped == sorted(set(snapped))
+    assert all((f - OPENCV_SEEK_BACKSTEP) in keyframes for f in snapped)
+    assert max(abs(a - b) for a, b in zip(snapped, wanted, strict=True)) < 250
+    assert snap_to_keyframes(wanted, keyframes[:20], 9000) is None  # too few keyframes: keep exact seeks
