@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="registry folder (default: temporary)")
     parser.add_argument("--cache", default="cache/crops", help="face-crop cache, shared with ml train")
     parser.add_argument("--max-minutes", type=float, default=20, help="cap on the image model's training")
+    parser.add_argument("--sbi-fraction", type=float, default=None, help="override the recipe's (0: no SBI)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"error: {args.data} not found (the research media is not part of the repository)")
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     py = [sys.executable, "-m", "ml"]
     common = ["--exclude", *args.holdout, "--out", str(registry), "--cache", args.cache]
     image_config = ["--config", str(CONFIGS / "image_default.json"), "--max-minutes", str(args.max_minutes)]
+    if args.sbi_fraction is not None:
+        image_config += ["--sbi-fraction", str(args.sbi_fraction)]
     run([*py, "train", "--task", "image", "--data", str(args.data / "images"), *image_config, *common])
     image_ref = json.loads((registry / "defaults.json").read_text())["image"]
     if args.task == "image":
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = json.loads(report.read_text())
     print(
         f"LOSO task={args.task} holdout={'+'.join(args.holdout)} n={metrics['n']} "
-        f"auc={metrics['roc_auc']:.3f} acc={metrics['accuracy']:.3f} max_minutes={args.max_minutes:g}"
+        f"auc={metrics['roc_auc']:.3f} acc={metrics['accuracy']:.3f} max_minutes={args.max_minutes:g} "
+        f"sbi_fraction={'recipe' if args.sbi_fraction is None else args.sbi_fraction}"
     )
     return 0
 
