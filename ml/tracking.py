@@ -10,17 +10,17 @@ import numpy as np
 from ml.faces import FaceBox, FaceDetector, iou
 from ml.media import Frame
 
-# Sampled frames between two detector runs in `detect_sparse`. 4 runs the detector on about a third of the
-# sampled frames of a steady clip (benchmarks/pipeline.py) without losing a face on ../shared/data videos
-# (benchmarks/detectors.py --sparse).
+# Sampled frames between two detector runs in `detect_sparse`. With 4 the detector runs on 0.35 of the
+# sampled frames of the ../shared/data val/test clips without changing any frame's face count
+# (benchmarks/detectors.py --sparse); a fast pan like the benchmark clip's still needs it on most frames.
 DETECT_STRIDE = 4
 # Two detections "agree" when every face in one overlaps its match in the other at least this much; only
 # then are the frames between them given interpolated boxes instead of a detector run.
 AGREE_IOU = 0.6
 # A single frame between two detections is interpolated when each face moved at most this many face sizes
 # (and kept its size): the middle of a smooth pan is where its ends say, even when the ends barely overlap.
-# 1.0 misplaced boxes in a clip of a person walking (mean IoU vs dense 0.80); 0.5 did not (0.85, as with
-# no such rule), and still saves 6 of 30 detector runs on the benchmark's fast pan.
+# On the clip of a person walking, 1.0 put the boxes at mean IoU 0.80 of the dense ones, 0.5 at 0.85
+# (all 37 clips: 0.92 either way); 0.5 still saves 6 of 30 detector runs on the benchmark's fast pan.
 SINGLE_GAP_MAX_STEP = 0.5
 
 
