@@ -53,15 +53,6 @@ def videos(data: Path, splits: list[str]) -> list[Path]:
     return [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES]
 
 
-class CountingDetector:
-    def __init__(self, detector):
-        self.detector, self.calls = detector, 0
-
-    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        self.calls += 1
-        return self.detector.detect(rgb)
-
-
 def compare_sparse(data: Path, splits: list[str], frames: int, stride: int) -> None:
     detector = get_detector(max_side=VIDEO_DETECT_MAX_SIDE)  # what the pipeline uses on video frames
     columns = f"{'frames':>6} {'detector_runs':>13} {'count_differs':>13} {'min_iou':>7} {'mean':>6}"
@@ -71,8 +62,9 @@ def compare_sparse(data: Path, splits: list[str], frames: int, stride: int) -> N
     for path in videos(data, splits):
         sampled = list(sample_frames(path, frames))
         dense = [detector.detect(f.rgb) for f in sampled]
-        counting = CountingDetector(detector)
-        sparse = [boxes for _, boxes, _ in detect_sparse(sampled, counting, stride)]
+        sparse_out = list(detect_sparse(sampled, detector, stride))
+        sparse = [boxes for _, boxes, _ in sparse_out]
+        runs = sum(ran for _, _, ran in sparse_out)
         clip_ious, differs = [], 0
         for d, s in zip(dense, sparse, strict=True):
             pairs = match_boxes(d, s, min_iou=0.0)
@@ -82,11 +74,11 @@ def compare_sparse(data: Path, splits: list[str], frames: int, stride: int) -> N
             clip_ious.extend(iou(d[i], s[j]) for i, j in pairs)
         overlaps.extend(clip_ious)
         totals["frames"] += len(sampled)
-        totals["runs"] += counting.calls
+        totals["runs"] += runs
         totals["differs"] += differs
         low = min(clip_ious, default=1.0)
         mean = statistics.fmean(clip_ious) if clip_ious else 1.0
-        row = f"{len(sampled):>6} {counting.calls:>13} {differs:>13} {low:>7.3f} {mean:>6.3f}"
+        row = f"{len(sampled):>6} {runs:>13} {differs:>13} {low:>7.3f} {mean:>6.3f}"
         print(f"{path.name[:48]:<48} {row}")
     print(
         f"# stride {stride}: detector on {totals['runs']}/{totals['frames']} frames "

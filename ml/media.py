@@ -181,7 +181,8 @@ def frame_indices(frame_count: int, budget: int, mode: str = "uniform") -> list[
 # Past this many frames between samples, seeking beats decoding every frame in between. A seek decodes
 # from the keyframe before the target (OpenCV steps back 16 frames, then to a keyframe): with x264's usual
 # keyframe every 250 frames one seek cost as much as 85-170 grab()s at 720p and 1080p (benchmarks/levers.py).
-# 150 halves decoding on 5 min clips (32 samples 281 frames apart); clips under ~2.5 min are still walked.
+# For samples that cannot snap to keyframes (below): 150 halves decoding on 5 min clips (32 samples 281
+# frames apart); clips under ~2.5 min are still walked.
 SEEK_GAP_FRAMES = 150
 # OpenCV lands a seek to frame N by jumping to the keyframe at or before N - 16 and decoding forward, so a
 # target 16 frames past a keyframe costs 17 decodes, and a target just past a keyframe costs a whole GOP.

@@ -85,6 +85,7 @@ class Analyser:
         self.sampling = sampling
         self.heatmaps = heatmaps
         self.detect_stride = detect_stride
+        self.embed_batch = CPU_EMBED_BATCH if self.device.type == "cpu" else GPU_EMBED_BATCH
         self.detector_runs = 0  # of the last video analysed (benchmarks report it)
         self.timings: dict[str, float] = {}
 
@@ -97,7 +98,7 @@ class Analyser:
     def _embed(self, faces: list[np.ndarray]) -> torch.Tensor:
         """Pooled CNN features for a list of crops, batched."""
         size = self.image_card.input_size
-        batch = CPU_EMBED_BATCH if self.device.type == "cpu" else GPU_EMBED_BATCH
+        batch = self.embed_batch
         out = []
         for s in range(0, len(faces), batch):
             x = to_tensor(faces[s : s + batch], size).to(self.device)
@@ -213,7 +214,6 @@ class Analyser:
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
     ) -> dict:
         size = self.image_card.input_size
-        batch = CPU_EMBED_BATCH if self.device.type == "cpu" else GPU_EMBED_BATCH
         detections: list[tuple[int, list[FaceBox]]] = []
         crop_of: dict[int, np.ndarray] = {}  # by id() of the FaceBox: tracks hold the very same objects
         embedding_of: dict[int, torch.Tensor] = {}
@@ -233,7 +233,7 @@ class Analyser:
         # is left of waiting for the next frame.
         frames = prefetch(sample_frames(path, self.frames, self.sampling, info=info))
         n_expected = max(1, min(self.frames, info.frame_count))
-        stream = detect_sparse(frames, _TimedDetector(self.video_detector, self.timings), self.detect_stride)
+        stream = detect_sparse(frames, _TimedDetector(self.video_detector, self._timed), self.detect_stride)
         self.detector_runs = 0
         while True:
             t = time.perf_counter()
@@ -252,7 +252,7 @@ class Analyser:
             detections.append((frame.index, boxes))
             times[frame.index] = frame.time
             self._timed("crop", time.perf_counter() - t1)
-            if len(unembedded) >= batch:
+            if len(unembedded) >= self.embed_batch:
                 embed_pending()
             progress("detecting faces", 0.05 + 0.6 * len(detections) / n_expected)
         embed_pending()
@@ -302,18 +302,18 @@ class Analyser:
 
 
 class _TimedDetector:
-    """A detector that adds the seconds it spends to timings["detect"]."""
+    """A detector that reports the seconds each call takes to `record("detect", seconds)`."""
 
-    def __init__(self, detector, timings: dict[str, float]):
+    def __init__(self, detector, record: Callable[[str, float], None]):
         self.detector = detector
-        self.timings = timings
+        self.record = record
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         t = time.perf_counter()
         try:
             return self.detector.detect(rgb)
         finally:
-            self.timings["detect"] = self.timings.get("detect", 0.0) + time.perf_counter() - t
+            self.record("detect", time.perf_counter() - t)
 
 
 def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
