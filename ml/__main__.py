@@ -170,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True)
     t.add_argument("--out", required=True, help="registry folder to write the checkpoint and card into")
     t.add_argument("--config", help="JSON config (ml/configs/*.json)")
-    t.add_argument("--arch", help="mobilenet_v2, resnext50_32x4d, resnet50 or compact_cnn")
+    t.add_argument(
+        "--arch", help="image: mobilenet_v2, efficientnet_lite0, resnext50_32x4d, resnet50 or compact_cnn"
+    )
     t.add_argument("--freeze", help="backbone | last:N | none")
     t.add_argument("--epochs", type=int)
     t.add_argument("--sbi-fraction", type=float, help="self-blended fakes per real face per epoch (image)")

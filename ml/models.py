@@ -124,7 +124,7 @@ class TrackLSTM(nn.Module):
         return self.head(torch.cat([mean, last], dim=1)).squeeze(1)
 
 
-IMAGE_ARCHS = ("mobilenet_v2", "resnext50_32x4d", "resnet50", "compact_cnn")
+IMAGE_ARCHS = ("mobilenet_v2", "efficientnet_lite0", "resnext50_32x4d", "resnet50", "compact_cnn")
 
 
 def build_image_model(arch: str, pretrained: bool = True) -> nn.Module:

