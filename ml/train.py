@@ -24,7 +24,7 @@ from ml.metrics import classification_report, fit_temperature
 from ml.models import TrackLSTM, build_image_model, input_size_for
 from ml.registry import ModelCard, load_image_model, save_model
 from ml.sbi import draw_params, self_blend
-from ml.transforms import degrade, random_affine, to_tensor
+from ml.transforms import degrade, random_affine, reencode_at_scale, to_tensor
 
 Log = Callable[[str], None]
 
@@ -48,6 +48,8 @@ class ImageTrainConfig:
     # is also the video branch's frame embedder, so it must know compressed video faces.
     video_data: str = ""
     video_frame_step: int = 4
+    # share of training faces re-encoded at native scale before cropping (ml.transforms.reencode_at_scale)
+    reencode_fraction: float = 0.0
 
 
 @dataclass
@@ -111,9 +113,14 @@ def concat(a: CropSet, b: CropSet) -> CropSet:
     )
 
 
-def augment_face(context: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Train-time view of a cached context crop: flip, the seeds' affine jitter, degradations, inner crop."""
+def augment_face(
+    context: np.ndarray, rng: np.random.Generator, size: int, reencode_fraction: float = 0.0
+) -> np.ndarray:
+    """Train-time view of a cached context crop: flip, re-encoding, the seeds' affine jitter, inner crop,
+    degradations."""
     img = context[:, ::-1] if rng.random() < 0.5 else context
+    if rng.random() < reencode_fraction:
+        img = reencode_at_scale(np.ascontiguousarray(img), rng)
     if rng.random() < 0.7:
         img = random_affine(np.ascontiguousarray(img), rng)
     img = inner_crop(np.ascontiguousarray(img), size)
@@ -129,8 +136,10 @@ def _flip_landmarks(lm: np.ndarray, width: int) -> np.ndarray:
 class _ImageEpoch(torch.utils.data.Dataset):
     """One epoch's samples: every cached face plus freshly drawn self-blended fakes from real faces."""
 
-    def __init__(self, cs: CropSet, size: int, sbi_fraction: float, seed: int):
-        self.cs, self.size = cs, size
+    def __init__(
+        self, cs: CropSet, size: int, sbi_fraction: float, seed: int, reencode_fraction: float = 0.0
+    ):
+        self.cs, self.size, self.reencode_fraction = cs, size, reencode_fraction
         rng = np.random.default_rng(seed)
         reals = np.flatnonzero(cs.labels == 0)
         n_sbi = int(round(sbi_fraction * len(reals)))
@@ -148,7 +157,7 @@ class _ImageEpoch(torch.utils.data.Dataset):
         if blended:
             context = self_blend(context, self.cs.landmarks[i], draw_params(rng, context.shape[0]))
             label = 1
-        face = augment_face(context, rng, self.size)
+        face = augment_face(context, rng, self.size, self.reencode_fraction)
         return to_tensor(face)[0], torch.tensor(float(label))
 
 
@@ -205,7 +214,7 @@ def train_image(
     started = time.monotonic()
     history = []
     for epoch in range(cfg.epochs):
-        ds = _ImageEpoch(train, size, cfg.sbi_fraction, seed=cfg.seed * 1000 + epoch)
+        ds = _ImageEpoch(train, size, cfg.sbi_fraction, cfg.seed * 1000 + epoch, cfg.reencode_fraction)
         loader = torch.utils.data.DataLoader(
             ds,
             batch_size=cfg.batch_size,

@@ -48,6 +48,23 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def reencode_at_scale(
+    img: np.ndarray, rng: np.random.Generator, min_scale: float = 0.35, quality: tuple[int, int] = (30, 96)
+) -> np.ndarray:
+    """JPEG at a smaller, "native" resolution, then back to the crop's size: what a re-upload does to a
+    face that was smaller in the original than in our cached crop.
+
+    Applied to most training faces, it also hides the source files' own JPEG settings, which here differ
+    by label (the LFW face-swap photos: reals saved at about quality 90, fakes at about 95), a shortcut
+    that re-encoding removes and that a model must not learn.
+    """
+    h, w = img.shape[:2]
+    f = rng.uniform(min_scale, 1.0)
+    small = cv2.resize(img, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA)
+    small = jpeg(small, int(rng.integers(*quality)))
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Robustness augmentations: what social-media re-encoding and resizing do to an upload."""
     out = img
