@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         heatmaps=False,
         registry=Path(args.registry) if args.registry else None,
     )
-    print(f"models: {analyser.image_card.ref}, {analyser.video_card.ref}")
+    print(f"models: {analyser.image_card.ref}, {analyser.video_card.ref if analyser.video_card else '-'}")
     data = Path(args.data)
     items = list_split(data / "images" / args.split, IMAGE_SUFFIXES)
     files = [p for p, _ in items]

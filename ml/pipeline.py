@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from ml.errors import MissingWeightsError
 from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
 from ml.gradcam import grad_cam, overlay
 from ml.media import MediaInfo, load_image, prefetch, probe, sample_frames
@@ -65,9 +66,19 @@ class Analyser:
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.image_model, self.image_card = load_image_model(image_model, registry)
-        self.video_model, self.video_card = load_video_model(video_model, registry)
+        # A registry holding only an image model (one just trained, say) still analyses photos; a video
+        # then fails with the reason instead of the whole analyser failing to start.
+        self.video_model: torch.nn.Module | None = None
+        self.video_card: ModelCard | None = None
+        self._video_missing: MissingWeightsError | None = None
+        try:
+            self.video_model, self.video_card = load_video_model(video_model, registry)
+            self.video_model.to(self.device)
+        except MissingWeightsError as exc:
+            if video_model:
+                raise
+            self._video_missing = exc
         self.image_model.to(self.device)
-        self.video_model.to(self.device)
         fold_batchnorm(self.image_model)
         if self.device.type == "cpu":
             self.image_model = self.image_model.to(memory_format=torch.channels_last)
@@ -213,6 +224,8 @@ class Analyser:
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
     ) -> dict:
+        if self.video_model is None:
+            raise self._video_missing
         size = self.image_card.input_size
         detections: list[tuple[int, list[FaceBox]]] = []
         crop_of: dict[int, np.ndarray] = {}  # by id() of the FaceBox: tracks hold the very same objects

@@ -87,6 +87,16 @@ def default_refs(directory: Path | None = None) -> dict[str, str]:
     return json.loads(path.read_text())
 
 
+def default_ref(task: str, directory: Path | None = None) -> str:
+    refs = default_refs(directory)
+    if task not in refs:
+        raise MissingWeightsError(
+            f"no default {task} model in {(directory or registry_dir()) / DEFAULTS_FILE}: train one "
+            f"(python -m ml train --task {task} ...) or name one (--{task}-model NAME@VERSION)"
+        )
+    return refs[task]
+
+
 def find_card(ref: str, directory: Path | None = None) -> ModelCard:
     name, version = parse_ref(ref)
     matches = [
@@ -136,7 +146,7 @@ def load_image_model(
     ref: str | None = None, directory: Path | None = None
 ) -> tuple[torch.nn.Module, ModelCard]:
     directory = directory or registry_dir()
-    card = find_card(ref or default_refs(directory)["image"], directory)
+    card = find_card(ref or default_ref("image", directory), directory)
     model = build_image_model(card.arch, pretrained=False)
     model.load_state_dict(_load_state(card, directory), strict=True)
     return model.eval(), card
@@ -144,7 +154,7 @@ def load_image_model(
 
 def load_video_model(ref: str | None = None, directory: Path | None = None) -> tuple[TrackLSTM, ModelCard]:
     directory = directory or registry_dir()
-    card = find_card(ref or default_refs(directory)["video"], directory)
+    card = find_card(ref or default_ref("video", directory), directory)
     model = TrackLSTM(**card.lstm)
     model.load_state_dict(_load_state(card, directory), strict=True)
     return model.eval(), card

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -102,3 +103,19 @@ def test_architectures_build():
     assert lstm(seq, lengths).shape == (3,)
     with pytest.raises(ValueError):
         build_image_model("vgg16")
+
+
+def test_a_registry_with_only_an_image_model_analyses_photos_and_explains_videos(
+    tmp_path, face_jpg, face_video
+):
+    from ml.pipeline import Analyser
+
+    shutil.copy(WEIGHTS_DIR / f"{find_card(default_refs()['image']).stem}.pt", tmp_path)
+    shutil.copy(WEIGHTS_DIR / f"{find_card(default_refs()['image']).stem}.json", tmp_path)
+    (tmp_path / "defaults.json").write_text(json.dumps({"image": default_refs()["image"]}))
+    analyser = Analyser(registry=tmp_path, heatmaps=False, runtime="torch")
+    assert analyser.analyse(face_jpg)["verdict"] in ("real", "fake")
+    with pytest.raises(MissingWeightsError, match="no default video model .*--task video"):
+        analyser.analyse(face_video)
+    with pytest.raises(MissingWeightsError):
+        Analyser(registry=tmp_path, video_model="video-lstm@1", heatmaps=False, runtime="torch")
