@@ -34,6 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "name": args.name,
         "version": args.version,
         "sbi_fraction": args.sbi_fraction,
+        "reencode_fraction": args.reencode_fraction,
         "sbi_copies": args.sbi_copies,
         "seed": args.seed,
         "image_model": args.image_model,
@@ -176,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--freeze", help="backbone | last:N | none")
     t.add_argument("--epochs", type=int)
     t.add_argument("--sbi-fraction", type=float, help="self-blended fakes per real face per epoch (image)")
+    t.add_argument(
+        "--reencode-fraction", type=float, help="image: share of faces JPEG re-encoded at native scale"
+    )
     t.add_argument("--sbi-copies", type=int, help="self-blended copies per real track (video)")
     t.add_argument("--exclude", nargs="*", help="file-name prefixes to leave out (leave-one-source-out)")
     t.add_argument("--image-model", help="video: name@version of the frame embedder")
