@@ -42,8 +42,11 @@ def video_properties(path: Path) -> tuple[float, float, float]:
 
 
 def auc_or_none(labels: list[int], scores: list[float]) -> float | None:
-    if len(set(labels)) < 2 or len(set(scores)) < 2:
-        return None if len(set(labels)) < 2 else 0.5
+    """None when a source has one label only; 0.5 when the property is the same for every file."""
+    if len(set(labels)) < 2:
+        return None
+    if len(set(scores)) < 2:
+        return 0.5
     return float(roc_auc_score(labels, scores))
 
 

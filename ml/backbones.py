@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 
 from ml.errors import MissingWeightsError
+from ml.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ class ImageNetToSymmetric(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        mean = torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1)
         # (x*std + mean) * 255/128 - 127/128, as one affine map per channel
         self.register_buffer("scale", std * 255 / 128, persistent=False)
         self.register_buffer("shift", mean * 255 / 128 - 127 / 128, persistent=False)

@@ -24,6 +24,7 @@ from ml.registry import (
     load_video_model,
     registry_dir,
 )
+from ml.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def test_mobilenet_imagenet_weights_ship_in_a_package_and_match_torchvision():
@@ -42,8 +43,8 @@ def test_efficientnet_lite0_weights_ship_in_a_package_and_load_as_a_feature_extr
     reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     features.eval(), reference.eval()
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1)
     with torch.inference_mode():
         ours = features(x)  # takes ImageNet-normalised input like every model here
         theirs = reference.extract_features((x * std + mean) * 255 / 128 - 127 / 128)
