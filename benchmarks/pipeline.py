@@ -251,7 +251,7 @@ class NaiveBaseline:
                 track_probs.append(float(self.analyser.video_card.calibrated(logit)[0]))
         t = self._timed("lstm", t)
         for track in tracks:
-            best = max(track.boxes, key=lambda b: b.score * b.area)
+            best = track.representative_box()
             self._write(crop_of[id(best)], f"face_{track.track_id}", artifacts_dir)
         self._timed("write", t)
         return max(track_probs)

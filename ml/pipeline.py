@@ -19,10 +19,11 @@ import torch
 
 from ml.errors import MissingWeightsError
 from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
+from ml.features import track_steps
 from ml.gradcam import grad_cam, overlay
 from ml.media import MediaInfo, load_image, prefetch, probe, sample_frames
 from ml.onnx_embedder import make_onnx_embedder
-from ml.registry import ModelCard, load_image_model, load_video_model
+from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
 from ml.transforms import to_tensor
 
@@ -34,6 +35,10 @@ THUMBNAIL_SIZE = 224
 # add ~350 MB of peak memory (measured with benchmarks/levers.py).
 CPU_EMBED_BATCH = 8
 GPU_EMBED_BATCH = 32
+# CLIP costs ~0.2 s a crop on 2 cores (MobileNetV2 ~0.01 s), so a video is scored on a few frames per track,
+# spread evenly over it, with a cap on the whole clip (crowd scenes share it between tracks).
+CLIP_FRAMES_PER_TRACK = 8
+CLIP_FRAMES_PER_CLIP = 16
 
 
 def _no_progress(stage: str, fraction: float) -> None:
@@ -46,6 +51,12 @@ class TrackResult:
     crops: list[np.ndarray] = field(default_factory=list)
     frame_probs: list[float] = field(default_factory=list)
     fake_probability: float = 0.0
+    scored_steps: list[int] = field(default_factory=list)  # which crops frame_probs are of
+    cams: dict[int, np.ndarray] = field(default_factory=dict)  # step -> the deciding model's map
+
+    @property
+    def scored_frames(self) -> list[int]:
+        return [self.track.frame_indices[i] for i in self.scored_steps]
 
 
 class Analyser:
@@ -63,6 +74,8 @@ class Analyser:
         registry: Path | None = None,
         detect_stride: int = DETECT_STRIDE,
         runtime: str = "auto",
+        clip_model: str | None = None,
+        use_clip: bool = True,
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.image_model, self.image_card = load_image_model(image_model, registry)
@@ -78,6 +91,11 @@ class Analyser:
             if video_model:
                 raise
             self._video_missing = exc
+        # The CLIP probe decides when one is registered (chosen by leave-one-source-out, see its card);
+        # without it the fine-tuned CNN scores photos and the LSTM scores videos.
+        self.clip, self.clip_card = None, None
+        if use_clip and (clip_model or has_default("clip", registry)):
+            self.clip, self.clip_card = load_clip_model(clip_model, registry)
         self.image_model.to(self.device)
         fold_batchnorm(self.image_model)
         if self.device.type == "cpu":
@@ -125,7 +143,10 @@ class Analyser:
         with torch.inference_mode():
             return self.image_card.calibrated(self.image_model.classify_embedding(emb)).cpu().tolist()
 
-    def _write_artifacts(self, face: np.ndarray, name: str, artifacts_dir: Path | None) -> dict:
+    def _write_artifacts(
+        self, face: np.ndarray, name: str, artifacts_dir: Path | None, cam: np.ndarray | None = None
+    ) -> dict:
+        """Thumbnail and heatmap files of a face; `cam` is the deciding model's map (Grad-CAM otherwise)."""
         if artifacts_dir is None:
             return {}
         artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -134,8 +155,14 @@ class Analyser:
             str(artifacts_dir / thumb), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
         )
         out = {"thumbnail": thumb}
-        if self.heatmaps and hasattr(self.image_model, "classify_embedding"):
+        if (
+            cam is None
+            and self.heatmaps
+            and self.clip is None
+            and hasattr(self.image_model, "classify_embedding")
+        ):
             cam = grad_cam(self.image_model, face, self.image_card.input_size)
+        if cam is not None:
             heat = f"{name}_heatmap.png"
             cv2.imwrite(str(artifacts_dir / heat), cv2.cvtColor(overlay(face, cam), cv2.COLOR_RGB2BGR))
             out["heatmap"] = heat
@@ -197,41 +224,88 @@ class Analyser:
         t = time.perf_counter()
         boxes = self.detector.detect(rgb)
         self._timed("detect", time.perf_counter() - t)
+        card = self.clip_card or self.image_card
         if not boxes:
-            return self._result(path, "image", self.image_card, None, [], [])
+            return self._result(path, "image", card, None, [], [])
         progress("scoring faces", 0.5)
         t = time.perf_counter()
         size = self.image_card.input_size
         crops = [crop_face(rgb, b, size) for b in boxes]
         self._timed("crop", time.perf_counter() - t)
+        if self.clip is not None:
+            probs, cams = self._clip_probs(crops, with_maps=artifacts_dir is not None and self.heatmaps)
+        else:
+            probs, cams = self._cnn_photo_probs(crops), [None] * len(crops)
+        progress("writing results", 0.8)
         t = time.perf_counter()
-        # test-time augmentation: the crop and its mirror image, logits averaged
+        faces = []
+        for i, (box, crop, p, cam) in enumerate(zip(boxes, crops, probs, cams, strict=True)):
+            face = {"track": i, "box": box.as_list(), "frames": [0], "fake_probability": round(p, 4)}
+            face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir, cam))
+            faces.append(face)
+        self._timed("write", time.perf_counter() - t)
+        return self._result(path, "image", card, max(probs), faces, [])
+
+    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> list[float]:
+        """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit."""
+        t = time.perf_counter()
         emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
         with torch.inference_mode():
             logits = self.image_model.classify_embedding(emb).float().view(2, len(crops)).mean(0)
             probs = self.image_card.calibrated(logits).cpu().tolist()
         self._timed("cnn", time.perf_counter() - t)
-        progress("writing results", 0.8)
+        return probs
+
+    def _clip_logits(self, crops: list[np.ndarray], with_maps: bool) -> tuple[np.ndarray, list]:
         t = time.perf_counter()
-        faces = []
-        for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
-            face = {"track": i, "box": box.as_list(), "frames": [0], "fake_probability": round(p, 4)}
-            face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir))
-            faces.append(face)
-        self._timed("write", time.perf_counter() - t)
-        return self._result(path, "image", self.image_card, max(probs), faces, [])
+        scores = self.clip.score(crops, with_maps=with_maps)
+        self._timed("clip", time.perf_counter() - t)
+        return scores.logits, scores.maps
+
+    def _clip_probs(self, crops: list[np.ndarray], with_maps: bool) -> tuple[list[float], list]:
+        """The CLIP probe's calibrated probability per crop, and its patch map when asked for."""
+        logits, maps = self._clip_logits(crops, with_maps)
+        return calibrate(logits, self.clip_card.temperature), maps
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
     ) -> dict:
-        if self.video_model is None:
+        if self.clip is None and self.video_model is None:
             raise self._video_missing
+        card = self.clip_card or self.video_card
+        detections, crop_of, embedding_of, times = self._detect_video(path, info, progress)
+        tracks = build_tracks(detections)
+        if not tracks:
+            return self._result(path, "video", card, None, [], [])
+        progress("scoring faces", 0.7)
+        results = [TrackResult(track, [crop_of[id(b)] for b in track.boxes]) for track in tracks]
+        if self.clip is not None:
+            self._score_tracks_clip(results, with_maps=artifacts_dir is not None and self.heatmaps)
+        else:
+            self._score_tracks_lstm(results, embedding_of)
+        progress("writing results", 0.9)
+        t = time.perf_counter()
+        faces = [self._video_face(tr, artifacts_dir) for tr in results]
+        timeline = video_timeline(results, times)
+        self._timed("write", time.perf_counter() - t)
+        clip = max(tr.fake_probability for tr in results)
+        return self._result(path, "video", card, clip, faces, timeline)
+
+    def _detect_video(self, path: Path, info: MediaInfo, progress: Progress):
+        """Sampled frames -> face boxes (sparse detection), their crops, and (CNN path) their embeddings.
+
+        Frames are decoded ahead in a background thread while this one detects and embeds faces; the
+        detector runs on a subset of them (detect_sparse) and is timed where it runs, so "decode" is what
+        is left of waiting for the next frame. Crops are keyed by id() of the FaceBox: tracks hold the very
+        same objects.
+        """
         size = self.image_card.input_size
         detections: list[tuple[int, list[FaceBox]]] = []
-        crop_of: dict[int, np.ndarray] = {}  # by id() of the FaceBox: tracks hold the very same objects
+        crop_of: dict[int, np.ndarray] = {}
         embedding_of: dict[int, torch.Tensor] = {}
         unembedded: list[FaceBox] = []
         times: dict[int, float] = {}
+        embed_all = self.clip is None  # the CLIP path scores a few chosen crops per track, later
 
         def embed_pending() -> None:
             t = time.perf_counter()
@@ -241,9 +315,6 @@ class Analyser:
                 unembedded.clear()
             self._timed("cnn", time.perf_counter() - t)
 
-        # Frames are decoded ahead in a background thread while this one detects and embeds faces; the
-        # detector runs on a subset of them (detect_sparse) and is timed where it runs, so "decode" is what
-        # is left of waiting for the next frame.
         frames = prefetch(sample_frames(path, self.frames, self.sampling, info=info))
         n_expected = max(1, min(self.frames, info.frame_count))
         stream = detect_sparse(frames, _TimedDetector(self.video_detector, self._timed), self.detect_stride)
@@ -261,19 +332,20 @@ class Analyser:
             # crop now and drop the frame: memory stays flat however long the clip is
             for box in boxes:
                 crop_of[id(box)] = crop_face(frame.rgb, box, size)
-            unembedded.extend(boxes)
             detections.append((frame.index, boxes))
             times[frame.index] = frame.time
             self._timed("crop", time.perf_counter() - t1)
-            if len(unembedded) >= self.embed_batch:
-                embed_pending()
+            if embed_all:
+                unembedded.extend(boxes)
+                if len(unembedded) >= self.embed_batch:
+                    embed_pending()
             progress("detecting faces", 0.05 + 0.6 * len(detections) / n_expected)
-        embed_pending()
-        tracks = build_tracks(detections)
-        if not tracks:
-            return self._result(path, "video", self.video_card, None, [], [])
-        progress("scoring faces", 0.7)
-        results = [TrackResult(track, [crop_of[id(b)] for b in track.boxes]) for track in tracks]
+        if embed_all:
+            embed_pending()
+        return detections, crop_of, embedding_of, times
+
+    def _score_tracks_lstm(self, results: list[TrackResult], embedding_of: dict[int, torch.Tensor]) -> None:
+        """CNN probability of every frame, and the LSTM's over each whole track."""
         t = time.perf_counter()
         emb = torch.stack([embedding_of[id(b)] for tr in results for b in tr.track.boxes])
         frame_probs = self._image_probs(emb)
@@ -284,34 +356,67 @@ class Analyser:
             for tr in results:
                 n = len(tr.crops)
                 tr.frame_probs = frame_probs[offset : offset + n]
+                tr.scored_steps = list(range(n))
                 logit = self.video_model(emb[offset : offset + n][None])
                 tr.fake_probability = float(self.video_card.calibrated(logit)[0])
                 offset += n
         self._timed("lstm", time.perf_counter() - t)
-        progress("writing results", 0.9)
-        t = time.perf_counter()
-        faces = []
-        per_frame: dict[int, float] = {}
+
+    def _score_tracks_clip(self, results: list[TrackResult], with_maps: bool) -> None:
+        """CLIP probe on a few frames per track; the track's score is its frames' mean logit, calibrated.
+
+        The timeline shows exactly these frames, so the chart and the clip verdict tell one story: the clip
+        score is the (calibrated) mean of the points drawn, not a separate model's opinion.
+        """
+        per_track = max(2, min(CLIP_FRAMES_PER_TRACK, CLIP_FRAMES_PER_CLIP // len(results)))
         for tr in results:
-            best = int(np.argmax([b.score * b.area for b in tr.track.boxes]))
-            face = {
-                "track": tr.track.track_id,
-                "box": tr.track.boxes[best].as_list(),
-                "frames": tr.track.frame_indices,
-                "fake_probability": round(tr.fake_probability, 4),
-                "frame_probabilities": [round(p, 4) for p in tr.frame_probs],
+            tr.scored_steps = track_steps(len(tr.crops), per_track)
+        crops = [tr.crops[i] for tr in results for i in tr.scored_steps]
+        logits, maps = self._clip_logits(crops, with_maps)
+        offset = 0
+        for tr in results:
+            n = len(tr.scored_steps)
+            track_logits = logits[offset : offset + n]
+            tr.frame_probs = calibrate(track_logits, self.clip_card.temperature)
+            tr.fake_probability = calibrate(
+                np.array([track_logits.mean()]), self.clip_card.video_temperature
+            )[0]
+            tr.cams = {
+                i: m for i, m in zip(tr.scored_steps, maps[offset : offset + n], strict=True) if m is not None
             }
-            face.update(self._write_artifacts(tr.crops[best], f"face_{tr.track.track_id}", artifacts_dir))
-            faces.append(face)
-            for f, p in zip(tr.track.frame_indices, tr.frame_probs, strict=True):
-                per_frame[f] = max(per_frame.get(f, 0.0), p)
-        timeline = [
-            {"frame": f, "time": round(times[f], 3), "fake_probability": round(p, 4)}
-            for f, p in sorted(per_frame.items())
-        ]
-        self._timed("write", time.perf_counter() - t)
-        clip = max(tr.fake_probability for tr in results)
-        return self._result(path, "video", self.video_card, clip, faces, timeline)
+            offset += n
+
+    def _video_face(self, tr: TrackResult, artifacts_dir: Path | None) -> dict:
+        # the deciding model's map exists only for scored frames: then the thumbnail is the best of those
+        best = tr.track.representative_index(tr.cams or None)
+        face = {
+            "track": tr.track.track_id,
+            "box": tr.track.boxes[best].as_list(),
+            "frames": tr.track.frame_indices,
+            "fake_probability": round(tr.fake_probability, 4),
+            "frame_probabilities": [round(p, 4) for p in tr.frame_probs],
+            "scored_frames": tr.scored_frames,
+        }
+        name = f"face_{tr.track.track_id}"
+        face.update(self._write_artifacts(tr.crops[best], name, artifacts_dir, tr.cams.get(best)))
+        return face
+
+
+def calibrate(logits: np.ndarray, temperature: float) -> list[float]:
+    """Calibrated probabilities sigmoid(logit / T) as plain floats."""
+    return (1 / (1 + np.exp(-np.asarray(logits, np.float64) / temperature))).tolist()
+
+
+def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[dict]:
+    """One point per scored frame: the most suspicious face in it."""
+    per_frame: dict[int, float] = {}
+    for tr in results:
+        for f, p in zip(tr.scored_frames, tr.frame_probs, strict=True):
+            per_frame[f] = max(per_frame.get(f, 0.0), p)
+    return [
+        {"frame": f, "time": round(times[f], 3), "fake_probability": round(p, 4)}
+        for f, p in sorted(per_frame.items())
+    ]
 
 
 class _TimedDetector:

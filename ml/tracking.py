@@ -44,9 +44,13 @@ class FaceTrack:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def representative_index(self, among: Iterable[int] | None = None) -> int:
+        """Step of the most confident, largest detection (of the steps `among`): the thumbnail's."""
+        steps = range(len(self.boxes)) if among is None else among
+        return max(steps, key=lambda i: (self.boxes[i].score, self.boxes[i].area))
+
     def representative_box(self) -> FaceBox:
-        """The most confident, largest detection: used for the thumbnail."""
-        return max(self.boxes, key=lambda b: (b.score, b.area))
+        return self.boxes[self.representative_index()]
 
 
 def _match_cost(track_box: FaceBox, box: FaceBox) -> float:
