@@ -1,4 +1,4 @@
-"""Command line: `python -m ml train|evaluate|predict|models` (see `python -m ml --help`)."""
+"""Command line: `python -m ml train|evaluate|predict|models|synth` (see `python -m ml --help`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def _config(cls, path: str | None, overrides: dict):
     return cls(**data)
 
 
+def _family_mix(pairs: list[str] | None) -> dict[str, float] | None:
+    """`swap=0.25 resynth=0.35` -> {"swap": 0.25, "resynth": 0.35}."""
+    if not pairs:
+        return None
+    try:
+        return {name: float(value) for name, value in (pair.split("=", 1) for pair in pairs)}
+    except ValueError:
+        raise SystemExit(f"--synth-families takes NAME=FRACTION pairs, got {pairs}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ml.train import ImageTrainConfig, VideoTrainConfig, train_image, train_video
 
@@ -34,6 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "name": args.name,
         "version": args.version,
         "sbi_fraction": args.sbi_fraction,
+        "synth_families": _family_mix(args.synth_families),
         "reencode_fraction": args.reencode_fraction,
         "sbi_copies": args.sbi_copies,
         "seed": args.seed,
@@ -145,6 +156,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ml.synth import TRACK_FAMILIES
+    from ml.synth_examples import write_examples
+
+    data = args.data or (
+        "../shared/data/videos" if args.family in TRACK_FAMILIES else "../shared/data/images"
+    )
+    write_examples(args.family, Path(data), Path(args.out), count=args.count, seed=args.seed)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ml.tracking import DETECT_STRIDE
 
@@ -180,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--reencode-fraction", type=float, help="image: share of faces JPEG re-encoded at native scale"
     )
+    t.add_argument(
+        "--synth-families",
+        nargs="*",
+        metavar="NAME=FRACTION",
+        help="image: forgeries per real face per epoch by ml.synth family (replaces --sbi-fraction)",
+    )
     t.add_argument("--sbi-copies", type=int, help="self-blended copies per real track (video)")
     t.add_argument("--exclude", nargs="*", help="file-name prefixes to leave out (leave-one-source-out)")
     t.add_argument("--image-model", help="video: name@version of the frame embedder")
@@ -213,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmaps", action="store_true", help="Grad-CAM overlays (with --artifacts)")
     model_options(p)
     p.set_defaults(func=cmd_predict)
+
+    from ml.synth import FAMILIES, TRACK_FAMILIES
+
+    s = sub.add_parser("synth", help="write examples of a forgery family made from real training faces")
+    s.add_argument("--family", required=True, choices=[*FAMILIES, *TRACK_FAMILIES])
+    s.add_argument("--out", required=True, help="folder for the PNGs and the contact sheet")
+    s.add_argument("--count", type=int, default=8)
+    s.add_argument(
+        "--data", help="DIR with train/real/ (default ../shared/data/images, or videos for a track family)"
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
 
     m = sub.add_parser("models", help="list registered models and check their files")
     m.add_argument("--registry")
