@@ -92,6 +92,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.evaluate import evaluate_folder, format_report, report_json
 
     analyser = _analyser(args)
+    if args.reencode_sweep:
+        return _reencode_sweep(args, analyser)
     report = evaluate_folder(
         Path(args.data),
         analyser,
@@ -108,6 +110,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"recorded as metrics[{args.record!r}] in the card of {report['model']}")
     if args.json_out:
         Path(args.json_out).write_text(report_json(report) + "\n")
+    return 0
+
+
+def _reencode_sweep(args: argparse.Namespace, analyser) -> int:
+    from ml.evaluate import format_sweep, reencode_sweep
+
+    clashing = [
+        flag
+        for flag, value in (
+            ("--jpeg-quality", args.jpeg_quality),
+            ("--roc", args.roc),
+            ("--record", args.record),
+        )
+        if value
+    ]
+    if clashing:
+        raise SystemExit(f"--reencode-sweep does not take {', '.join(clashing)}")
+    sweep = reencode_sweep(
+        Path(args.data), analyser, exclude=tuple(args.exclude or ()), only=tuple(args.only or ())
+    )
+    print(format_sweep(sweep))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(sweep, indent=2) + "\n")
     return 0
 
 
@@ -225,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True)
     e.add_argument("--roc", help="write the ROC curve PNG here")
     e.add_argument("--jpeg-quality", type=int, help="re-compress every input first (robustness)")
+    e.add_argument(
+        "--reencode-sweep",
+        action="store_true",
+        help="photos only: AUC and verdict flip rate with every photo saved again as JPEG 50-95, WebP, PNG "
+        "and rescaled 0.5-2x",
+    )
     e.add_argument("--exclude", nargs="*", help="leave out files whose names start with these")
     e.add_argument("--only", nargs="*", help="only files whose names start with these")
     e.add_argument("--json-out", help="also write the metrics as JSON")
