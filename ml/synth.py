@@ -117,6 +117,8 @@ def closest_donor(target: Face, donors: Sequence[Face]) -> Face:
 
 def match_colour(src: np.ndarray, ref: np.ndarray, where: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """Reinhard colour transfer: `src`'s LAB mean and spread inside `where` moved to `ref`'s (float RGB)."""
+    if not where.any():  # a face outside the crop: nothing to match
+        return src.astype(np.float32)
     s = cv2.cvtColor(src.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
     r = cv2.cvtColor(ref.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
     ms, ss = s[where].mean(0), s[where].std(0) + 1e-3
@@ -127,7 +129,7 @@ def match_colour(src: np.ndarray, ref: np.ndarray, where: np.ndarray, strength: 
 
 def blend(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, mode: str, feather: float) -> np.ndarray:
     """`src` put into `dst` inside the hard `mask`: alpha with a feathered edge, or Poisson blending."""
-    if mode == "poisson":
+    if mode == "poisson" and (mask > 0.5).any():
         binary = (mask > 0.5).astype(np.uint8) * 255
         x, y, w, h = cv2.boundingRect(binary)
         # seamlessClone centres the mask's bounding box on this point: this centre keeps it in place

@@ -285,3 +285,11 @@ def test_cli_writes_track_examples_from_real_clips(tmp_path):
     assert main(args) == 0
     strip = cv2.imread(str(out / "00-frozen-frames.png"))
     assert strip.shape[:2] == (2 * 200, 6 * 200)  # real frames above, forged frames below
+
+
+def test_a_face_outside_the_crop_leaves_the_crop_as_it_was():
+    real = _astronaut()
+    away = Face(real.image, real.landmarks + 1000)  # landmarks of a face that is not in this crop
+    for blend in ("alpha", "poisson"):
+        params = TransplantParams("face", blend, 0.0, 0.02, colour=1.0, resolution=1.0, shape="target")
+        assert np.array_equal(transplant(away, _donor(), params), real.image)
