@@ -1,4 +1,4 @@
-"""Command line: `python -m ml train|evaluate|predict|models` (see `python -m ml --help`)."""
+"""Command line: `python -m ml train|evaluate|predict|models|synth` (see `python -m ml --help`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def _config(cls, path: str | None, overrides: dict):
     return cls(**data)
 
 
+def _family_mix(pairs: list[str] | None) -> dict[str, float] | None:
+    """`swap=0.25 resynth=0.35` -> {"swap": 0.25, "resynth": 0.35}."""
+    if not pairs:
+        return None
+    try:
+        return {name: float(value) for name, value in (pair.split("=", 1) for pair in pairs)}
+    except ValueError:
+        raise SystemExit(f"--synth-families takes NAME=FRACTION pairs, got {pairs}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ml.train import ImageTrainConfig, VideoTrainConfig, train_image, train_video
 
@@ -34,6 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "name": args.name,
         "version": args.version,
         "sbi_fraction": args.sbi_fraction,
+        "synth_families": _family_mix(args.synth_families),
         "reencode_fraction": args.reencode_fraction,
         "sbi_copies": args.sbi_copies,
         "seed": args.seed,
@@ -81,6 +92,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.evaluate import evaluate_folder, format_report, report_json
 
     analyser = _analyser(args)
+    if args.reencode_sweep:
+        return _reencode_sweep(args, analyser)
     report = evaluate_folder(
         Path(args.data),
         analyser,
@@ -97,6 +110,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"recorded as metrics[{args.record!r}] in the card of {report['model']}")
     if args.json_out:
         Path(args.json_out).write_text(report_json(report) + "\n")
+    return 0
+
+
+def _reencode_sweep(args: argparse.Namespace, analyser) -> int:
+    from ml.evaluate import format_sweep, reencode_sweep
+
+    clashing = [
+        flag
+        for flag, value in (
+            ("--jpeg-quality", args.jpeg_quality),
+            ("--roc", args.roc),
+            ("--record", args.record),
+        )
+        if value
+    ]
+    if clashing:
+        raise SystemExit(f"--reencode-sweep does not take {', '.join(clashing)}")
+    sweep = reencode_sweep(
+        Path(args.data), analyser, exclude=tuple(args.exclude or ()), only=tuple(args.only or ())
+    )
+    print(format_sweep(sweep))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(sweep, indent=2) + "\n")
     return 0
 
 
@@ -145,6 +181,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ml.synth import TRACK_FAMILIES
+    from ml.synth_examples import write_examples
+
+    data = args.data or (
+        "../shared/data/videos" if args.family in TRACK_FAMILIES else "../shared/data/images"
+    )
+    write_examples(args.family, Path(data), Path(args.out), count=args.count, seed=args.seed)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ml.tracking import DETECT_STRIDE
 
@@ -180,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--reencode-fraction", type=float, help="image: share of faces JPEG re-encoded at native scale"
     )
+    t.add_argument(
+        "--synth-families",
+        nargs="*",
+        metavar="NAME=FRACTION",
+        help="image: forgeries per real face per epoch by ml.synth family (replaces --sbi-fraction)",
+    )
     t.add_argument("--sbi-copies", type=int, help="self-blended copies per real track (video)")
     t.add_argument("--exclude", nargs="*", help="file-name prefixes to leave out (leave-one-source-out)")
     t.add_argument("--image-model", help="video: name@version of the frame embedder")
@@ -197,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True)
     e.add_argument("--roc", help="write the ROC curve PNG here")
     e.add_argument("--jpeg-quality", type=int, help="re-compress every input first (robustness)")
+    e.add_argument(
+        "--reencode-sweep",
+        action="store_true",
+        help="photos only: AUC and verdict flip rate with every photo saved again as JPEG 50-95, WebP, PNG "
+        "and rescaled 0.5-2x",
+    )
     e.add_argument("--exclude", nargs="*", help="leave out files whose names start with these")
     e.add_argument("--only", nargs="*", help="only files whose names start with these")
     e.add_argument("--json-out", help="also write the metrics as JSON")
@@ -213,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmaps", action="store_true", help="Grad-CAM overlays (with --artifacts)")
     model_options(p)
     p.set_defaults(func=cmd_predict)
+
+    from ml.synth import FAMILIES, TRACK_FAMILIES
+
+    s = sub.add_parser("synth", help="write examples of a forgery family made from real training faces")
+    s.add_argument("--family", required=True, choices=[*FAMILIES, *TRACK_FAMILIES])
+    s.add_argument("--out", required=True, help="folder for the PNGs and the contact sheet")
+    s.add_argument("--count", type=int, default=8)
+    s.add_argument(
+        "--data", help="DIR with train/real/ (default ../shared/data/images, or videos for a track family)"
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
 
     m = sub.add_parser("models", help="list registered models and check their files")
     m.add_argument("--registry")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.faces import FaceBox, crop_face, get_detector
+from ml.faces import FaceBox, FaceDetector, crop_face, get_detector
 from ml.landmarks import landmarks_68
 from ml.media import load_image, probe, sample_frames
 from ml.tracking import build_tracks
@@ -111,6 +111,13 @@ def _load(path: Path) -> CropSet:
         )
 
 
+def photo_face(file: Path, det: FaceDetector) -> tuple[np.ndarray, np.ndarray] | None:
+    """Context crop and landmarks of a photo's largest face; None when there is no face."""
+    rgb = load_image(file)
+    box = largest_face(det.detect(rgb))
+    return None if box is None else context_crop(rgb, box)
+
+
 def image_crops(split_dir: Path, cache_dir: Path, detector: str = "retinaface", log=print) -> CropSet:
     """Largest face of every image in the split (images without a face are skipped and counted)."""
     path = _cache_path(cache_dir, split_dir, "image", detector)
@@ -119,12 +126,11 @@ def image_crops(split_dir: Path, cache_dir: Path, detector: str = "retinaface", 
     det = get_detector(detector)
     crops, lms, labels, paths, skipped = [], [], [], [], 0
     for i, (file, label) in enumerate(list_split(split_dir, IMAGE_SUFFIXES)):
-        rgb = load_image(file)
-        box = largest_face(det.detect(rgb))
-        if box is None:
+        found = photo_face(file, det)
+        if found is None:
             skipped += 1
             continue
-        crop, lm = context_crop(rgb, box)
+        crop, lm = found
         crops.append(crop)
         lms.append(lm)
         labels.append(label)
@@ -137,6 +143,24 @@ def image_crops(split_dir: Path, cache_dir: Path, detector: str = "retinaface", 
     return cs
 
 
+def main_track(file: Path, det: FaceDetector, frames: int) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """Context crops and landmarks of a clip's main face track (most detections, then largest), zero-padded
+    to `frames`; with its length and the number of tracks found. None when no face is tracked."""
+    rgbs, detections = {}, []
+    for frame in sample_frames(file, frames, info=probe(file)):
+        rgbs[frame.index] = frame.rgb
+        detections.append((frame.index, det.detect(frame.rgb)))
+    tracks = build_tracks(detections)
+    if not tracks:
+        return None
+    track = max(tracks, key=lambda t: (len(t), np.mean([b.area for b in t.boxes])))
+    seq = np.zeros((frames, CONTEXT_SIZE, CONTEXT_SIZE, 3), np.uint8)
+    seq_lm = np.zeros((frames, 68, 2), np.float32)
+    for t, (idx, box) in enumerate(zip(track.frame_indices, track.boxes, strict=True)):
+        seq[t], seq_lm[t] = context_crop(rgbs[idx], box)
+    return seq, seq_lm, len(track), len(tracks)
+
+
 def video_crops(
     split_dir: Path, cache_dir: Path, frames: int = 32, detector: str = "retinaface", log=print
 ) -> CropSet:
@@ -147,27 +171,17 @@ def video_crops(
     det = get_detector(detector)
     seqs, lms, labels, paths, lengths = [], [], [], [], []
     for file, label in list_split(split_dir, VIDEO_SUFFIXES):
-        info = probe(file)
-        rgbs, detections = {}, []
-        for frame in sample_frames(file, frames, info=info):
-            boxes = det.detect(frame.rgb)
-            rgbs[frame.index] = frame.rgb
-            detections.append((frame.index, boxes))
-        tracks = build_tracks(detections)
-        if not tracks:
+        found = main_track(file, det, frames)
+        if found is None:
             log(f"  {file.name}: no face track, skipped")
             continue
-        track = max(tracks, key=lambda t: (len(t), np.mean([b.area for b in t.boxes])))
-        seq = np.zeros((frames, CONTEXT_SIZE, CONTEXT_SIZE, 3), np.uint8)
-        seq_lm = np.zeros((frames, 68, 2), np.float32)
-        for t, (idx, box) in enumerate(zip(track.frame_indices, track.boxes, strict=True)):
-            seq[t], seq_lm[t] = context_crop(rgbs[idx], box)
+        seq, seq_lm, length, n_tracks = found
         seqs.append(seq)
         lms.append(seq_lm)
         labels.append(label)
         paths.append(str(file))
-        lengths.append(len(track))
-        log(f"  {file.name}: {len(track)} frames in main track of {len(tracks)}")
+        lengths.append(length)
+        log(f"  {file.name}: {length} frames in main track of {n_tracks}")
     cs = CropSet(
         np.stack(seqs),
         np.stack(lms),

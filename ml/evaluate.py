@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,13 +17,52 @@ from ml.metrics import classification_report, write_roc_png
 from ml.pipeline import Analyser
 
 
+@dataclass(frozen=True)
+class Reencoding:
+    """How a photo is saved again: rescaled by `scale` (first), then written as jpeg, webp or png."""
+
+    format: str = "jpeg"  # or "original": the file untouched
+    quality: int = 95  # jpeg and webp
+    scale: float = 1.0
+
+    @property
+    def name(self) -> str:
+        saved = self.format if self.format in ("png", "original") else f"{self.format} q{self.quality}"
+        return saved if self.scale == 1.0 else f"{saved} x{self.scale:g}"
+
+
+# What the issue asks the verdict to survive: JPEG 50-95, WebP, PNG, and rescaling 0.5-2x (saved as PNG,
+# so that only the scale changes).
+REENCODE_SWEEP = (
+    *(Reencoding("jpeg", q) for q in (50, 60, 70, 80, 90, 95)),
+    Reencoding("webp", 80),
+    Reencoding("png"),
+    *(Reencoding("png", scale=f) for f in (0.5, 0.75, 1.5, 2.0)),
+)
+AS_IS = Reencoding("original")  # the file as it came: the sweep's reference
+_WRITE_FLAGS = {"jpeg": cv2.IMWRITE_JPEG_QUALITY, "webp": cv2.IMWRITE_WEBP_QUALITY}
+
+
+def reencode_image(src: Path, dst_dir: Path, how: Reencoding) -> Path:
+    if how == AS_IS:
+        return src
+    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    if how.scale != 1.0:
+        h, w = img.shape[:2]
+        interp = cv2.INTER_AREA if how.scale < 1 else cv2.INTER_CUBIC
+        img = cv2.resize(
+            img, (max(1, round(w * how.scale)), max(1, round(h * how.scale))), interpolation=interp
+        )
+    dst = dst_dir / f"{src.stem}.{'jpg' if how.format == 'jpeg' else how.format}"
+    flag = _WRITE_FLAGS.get(how.format)
+    cv2.imwrite(str(dst), img, [flag, how.quality] if flag is not None else [])
+    return dst
+
+
 def recompress(src: Path, dst_dir: Path, quality: int) -> Path:
     """A JPEG-`quality` copy of an image, or of every frame of a video: what re-uploading does."""
     if src.suffix.lower() in IMAGE_SUFFIXES:
-        dst = dst_dir / (src.stem + ".jpg")
-        img = cv2.imread(str(src), cv2.IMREAD_COLOR)
-        cv2.imwrite(str(dst), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        return dst
+        return reencode_image(src, dst_dir, Reencoding("jpeg", quality))
     dst = dst_dir / (src.stem + ".avi")
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25
@@ -50,9 +90,12 @@ def evaluate_folder(
     log: Callable[[str], None] = print,
     exclude: tuple[str, ...] = (),
     only: tuple[str, ...] = (),
+    reencoding: Reencoding | None = None,
 ) -> dict:
-    """Run `analyser` on every file; faces not found count as real (the product shows NO FACE, not FAKE)."""
-    items = list_split(data_dir, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    """Run `analyser` on every file; faces not found count as real (the product shows NO FACE, not FAKE).
+
+    With `reencoding`, only the photos, each saved that way first."""
+    items = list_split(data_dir, IMAGE_SUFFIXES if reencoding else IMAGE_SUFFIXES | VIDEO_SUFFIXES)
     if exclude:
         items = [(p, y) for p, y in items if not p.name.startswith(exclude)]
     if only:
@@ -60,7 +103,11 @@ def evaluate_folder(
     labels, probs, rows, seconds, no_face, errors = [], [], [], [], 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for path, label in items:
-            src = recompress(path, Path(tmp), jpeg_quality) if jpeg_quality else path
+            src = path
+            if reencoding is not None:
+                src = reencode_image(path, Path(tmp), reencoding)
+            elif jpeg_quality:
+                src = recompress(path, Path(tmp), jpeg_quality)
             try:
                 result = analyser.analyse(src)
             except MediaError as exc:
@@ -75,7 +122,13 @@ def evaluate_folder(
             probs.append(p)
             seconds.append(result["seconds"])
             rows.append(
-                {"path": str(path), "label": label, "fake_probability": p, "seconds": result["seconds"]}
+                {
+                    "path": str(path),
+                    "label": label,
+                    "fake_probability": p,
+                    "verdict": result["verdict"],
+                    "seconds": result["seconds"],
+                }
             )
     is_video = any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in items)
     card = analyser.video_card if is_video else analyser.image_card
@@ -86,6 +139,7 @@ def evaluate_folder(
             "errors": errors,
             "mean_seconds": float(np.mean(seconds)) if seconds else 0.0,
             "jpeg_quality": jpeg_quality,
+            "reencoding": reencoding.name if reencoding else None,
             "data": str(data_dir),
             "model": card.ref,
         }
@@ -119,3 +173,59 @@ def format_report(report: dict) -> str:
 
 def report_json(report: dict) -> str:
     return json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2)
+
+
+def _against(base: dict[str, dict], report: dict) -> dict:
+    """One re-encoding's figures, its verdicts and probabilities compared photo by photo with `base`."""
+    pairs = [(base[r["path"]], r) for r in report["rows"] if r["path"] in base]
+    flips = [a["verdict"] != b["verdict"] for a, b in pairs]
+    changes = [abs(a["fake_probability"] - b["fake_probability"]) for a, b in pairs]
+    return {
+        "variant": report["reencoding"],
+        "n": report["n"],
+        "roc_auc": report["roc_auc"],
+        "flip_rate": float(np.mean(flips)) if pairs else 0.0,
+        "mean_abs_change": float(np.mean(changes)) if pairs else 0.0,
+    }
+
+
+def reencode_sweep(
+    data_dir: Path,
+    analyser: Analyser,
+    variants: Sequence[Reencoding] = REENCODE_SWEEP,
+    log: Callable[[str], None] = print,
+    exclude: tuple[str, ...] = (),
+    only: tuple[str, ...] = (),
+) -> dict:
+    """The photos' ROC AUC as they came and saved again each way, and each way's verdict flip rate: the
+    share of photos whose verdict (real, fake, no face) differs from the one on the file as it came."""
+    reports = {}
+    for how in (AS_IS, *variants):
+        log(f"-- {how.name}")
+        reports[how.name] = evaluate_folder(
+            data_dir, analyser, log=log, exclude=exclude, only=only, reencoding=how
+        )
+    base = {r["path"]: r for r in reports[AS_IS.name]["rows"]}
+    rows = [_against(base, report) for report in reports.values()]
+    worst = max(rows[1:], key=lambda r: r["flip_rate"])
+    return {
+        "data": str(data_dir),
+        "model": reports[AS_IS.name]["model"],
+        "variants": rows,
+        "largest_flip_rate": worst["flip_rate"],
+        "largest_flip_variant": worst["variant"],
+    }
+
+
+def format_sweep(sweep: dict) -> str:
+    lines = [
+        f"data {sweep['data']}, model {sweep['model']}",
+        f"{'saved as':16s} {'photos':>6s} {'roc_auc':>8s} {'flip_rate':>9s} {'mean |dp|':>9s}",
+    ]
+    for r in sweep["variants"]:
+        figures = f"{r['roc_auc']:8.4f} {r['flip_rate']:9.4f} {r['mean_abs_change']:9.4f}"
+        lines.append(f"{r['variant']:16s} {r['n']:6d} {figures}")
+    lines.append(
+        f"largest_flip_rate={sweep['largest_flip_rate']:.4f} variant={sweep['largest_flip_variant']!r}"
+    )
+    return "\n".join(lines)

@@ -45,6 +45,17 @@ def draw_params(rng: np.random.Generator, size: int) -> BlendParams:
     )
 
 
+def hull_mask(points: np.ndarray, shape: tuple[int, int], dilate: int = 0, blur: float = 0.0) -> np.ndarray:
+    """A float mask in [0, 1]: the convex hull of `points`, dilated (eroded if negative), then feathered."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 255)
+    if dilate:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(dilate) + 1,) * 2)
+        mask = cv2.dilate(mask, k) if dilate > 0 else cv2.erode(mask, k)
+    soft = mask.astype(np.float32) / 255.0
+    return cv2.GaussianBlur(soft, (0, 0), blur) if blur > 0 else soft
+
+
 def face_mask(landmarks: np.ndarray, shape: tuple[int, int], params: BlendParams) -> np.ndarray:
     """A soft float mask in [0, 1] from the convex hull of (a subset of) the 68 landmarks."""
     if params.hull == "inner":  # brows, eyes, nose, mouth: a smaller swap region
@@ -53,13 +64,7 @@ def face_mask(landmarks: np.ndarray, shape: tuple[int, int], params: BlendParams
         pts = np.concatenate([landmarks[0:17], landmarks[27:36]])
     else:
         pts = landmarks
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(pts.astype(np.int32)), 255)
-    if params.dilate:
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(params.dilate) + 1,) * 2)
-        mask = cv2.dilate(mask, k) if params.dilate > 0 else cv2.erode(mask, k)
-    mask = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), params.blur)
-    return np.clip(mask * params.ratio, 0, 1)
+    return np.clip(hull_mask(pts, shape, params.dilate, params.blur) * params.ratio, 0, 1)
 
 
 def _alter_source(img: np.ndarray, params: BlendParams) -> np.ndarray:
@@ -82,4 +87,4 @@ def self_blend(img: np.ndarray, landmarks: np.ndarray, params: BlendParams) -> n
     """Blend an altered copy of `img` into itself inside the landmark mask; returns uint8 RGB."""
     mask = face_mask(landmarks, img.shape[:2], params)[..., None]
     out = _alter_source(img, params) * mask + img.astype(np.float32) * (1 - mask)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)  # rint: truncation darkened the region by 0.5

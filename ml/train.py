@@ -24,6 +24,7 @@ from ml.metrics import classification_report, fit_temperature
 from ml.models import TrackLSTM, build_image_model, input_size_for
 from ml.registry import ModelCard, load_image_model, save_model
 from ml.sbi import draw_params, self_blend
+from ml.synth import Face, check_families, synthesise
 from ml.transforms import degrade, random_affine, reencode_at_scale, to_tensor
 
 Log = Callable[[str], None]
@@ -38,6 +39,10 @@ class ImageTrainConfig:
     lr: float = 3e-4
     weight_decay: float = 1e-4
     sbi_fraction: float = 0.5  # self-blended fakes added per epoch, as a fraction of the real faces
+    # Forgeries of real faces per epoch by family of ml.synth.FAMILIES, each a fraction of the real faces
+    # like sbi_fraction (e.g. {"sbi": 0.25, "swap": 0.25, "partial": 0.15, "resynth": 0.35}); when empty,
+    # {"sbi": sbi_fraction}.
+    synth_families: dict[str, float] = field(default_factory=dict)
     patience: int = 3
     seed: int = 0
     max_minutes: float = 100.0
@@ -133,32 +138,51 @@ def _flip_landmarks(lm: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def synth_mix(cfg: ImageTrainConfig) -> dict[str, float]:
+    """Forgeries per real face per epoch, by family: the config's families, else self-blending alone."""
+    mix = dict(cfg.synth_families) or {"sbi": cfg.sbi_fraction}
+    check_families(list(mix))
+    return mix
+
+
 class _ImageEpoch(torch.utils.data.Dataset):
-    """One epoch's samples: every cached face plus freshly drawn self-blended fakes from real faces."""
+    """One epoch's samples: every cached face plus freshly drawn forgeries of real faces (ml.synth)."""
+
+    donor_candidates = 4  # other real faces offered per forgery; the closest in pose gives its face
 
     def __init__(
-        self, cs: CropSet, size: int, sbi_fraction: float, seed: int, reencode_fraction: float = 0.0
+        self, cs: CropSet, size: int, mix: dict[str, float], seed: int, reencode_fraction: float = 0.0
     ):
         self.cs, self.size, self.reencode_fraction = cs, size, reencode_fraction
         rng = np.random.default_rng(seed)
-        reals = np.flatnonzero(cs.labels == 0)
-        n_sbi = int(round(sbi_fraction * len(reals)))
-        self.items = [(i, False) for i in range(len(cs))] + [(int(i), True) for i in rng.choice(reals, n_sbi)]
+        self.reals = np.flatnonzero(cs.labels == 0)
+        self.items: list[tuple[int, str | None]] = [(i, None) for i in range(len(cs))]
+        for family, fraction in mix.items():
+            n = int(round(fraction * len(self.reals)))
+            self.items += [(int(i), family) for i in rng.choice(self.reals, n)]
         self.seed = seed
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, k: int):
-        i, blended = self.items[k]
+        i, family = self.items[k]
         rng = np.random.default_rng((self.seed, k))
         context = self.cs.crops[i]
         label = int(self.cs.labels[i])
-        if blended:
-            context = self_blend(context, self.cs.landmarks[i], draw_params(rng, context.shape[0]))
+        if family is not None:
+            context, _ = synthesise(self._face(i), self._donors(i, k), family, rng)
             label = 1
         face = augment_face(context, rng, self.size, self.reencode_fraction)
         return to_tensor(face)[0], torch.tensor(float(label))
+
+    def _face(self, i: int) -> Face:
+        return Face(self.cs.crops[i], self.cs.landmarks[i])
+
+    def _donors(self, i: int, k: int) -> list[Face]:
+        # a stream of its own, so the forgery's own draws (and self-blends) do not depend on it
+        picks = np.random.default_rng((self.seed, k, 1)).choice(self.reals, self.donor_candidates)
+        return [self._face(int(j)) for j in picks if j != i]
 
 
 @torch.inference_mode()
@@ -186,6 +210,7 @@ def train_image(
     log: Log = print,
 ) -> ModelCard:
     torch.manual_seed(cfg.seed)
+    mix = synth_mix(cfg)  # before the slow part: an unknown family name fails here
     dev = pick_device(device)
     size = input_size_for(cfg.arch)
     train = _exclude(image_crops(data_dir / "train", cache_dir, log=log), cfg.exclude_sources)
@@ -214,7 +239,7 @@ def train_image(
     started = time.monotonic()
     history = []
     for epoch in range(cfg.epochs):
-        ds = _ImageEpoch(train, size, cfg.sbi_fraction, cfg.seed * 1000 + epoch, cfg.reencode_fraction)
+        ds = _ImageEpoch(train, size, mix, cfg.seed * 1000 + epoch, cfg.reencode_fraction)
         loader = torch.utils.data.DataLoader(
             ds,
             batch_size=cfg.batch_size,
