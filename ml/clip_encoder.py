@@ -68,7 +68,8 @@ def dequantise_graph(src: Path, dst: Path) -> int:
     for node in graph.node:
         for name in node.input:
             consumers[name].append(node)
-    drop, new_nodes = set(), {}
+    drop: set[int] = set()  # nodes by id(): names are optional in ONNX and need not be unique
+    replacement: dict[int, object] = {}
     for node in graph.node:
         if node.op_type != "MatMulInteger":
             continue
@@ -82,11 +83,17 @@ def dequantise_graph(src: Path, dst: Path) -> int:
         w_scale = numpy_helper.to_array(inits[w_scale_name]).astype(np.float32)
         weight_name = f"{node.input[1]}_dequantised"
         graph.initializer.append(numpy_helper.from_array((w_q - w_zero) * w_scale, weight_name))
-        new_nodes[node.name] = onnx.helper.make_node(
-            "MatMul", [quantise.input[0], weight_name], [rescale.output[0]], name=f"{node.name}_fp32"
+        replacement[id(node)] = onnx.helper.make_node(
+            "MatMul",
+            [quantise.input[0], weight_name],
+            [rescale.output[0]],
+            name=f"{node.name or node.output[0]}_fp32",
         )
-        drop.update({cast.name, rescale.name, scales_mul.name, quantise.name})
-    kept = [new_nodes.get(n.name, n) for n in graph.node if n.name not in drop]
+        drop.update({id(cast), id(rescale), id(scales_mul)})
+    kept = [replacement.get(id(n), n) for n in graph.node if id(n) not in drop]
+    # The activation quantisers are now read by nothing (their input feeds the new MatMuls directly).
+    read = {name for node in kept for name in node.input} | {o.name for o in graph.output}
+    kept = [n for n in kept if n.op_type != "DynamicQuantizeLinear" or read.intersection(n.output)]
     del graph.node[:]
     graph.node.extend(kept)
     _drop_unused_initializers(graph)
@@ -95,7 +102,7 @@ def dequantise_graph(src: Path, dst: Path) -> int:
     onnx.save(model, str(tmp))
     onnx.checker.check_model(str(tmp))
     tmp.replace(dst)
-    return len(new_nodes)
+    return len(replacement)
 
 
 def _drop_unused_initializers(graph) -> None:
