@@ -35,6 +35,8 @@ def _family_mix(pairs: list[str] | None) -> dict[str, float] | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.task == "clip":
+        return _train_clip(args)
     from ml.train import ImageTrainConfig, VideoTrainConfig, train_image, train_video
 
     overrides = {
@@ -73,6 +75,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_clip(args: argparse.Namespace) -> int:
+    from ml.train_clip import ClipTrainConfig, train_clip
+
+    overrides = {"name": args.name, "version": args.version, "seed": args.seed, "exclude": args.exclude}
+    cfg = _config(ClipTrainConfig, args.config or "clip_default.json", overrides)
+    train_clip(Path(args.data), Path(args.out), cfg, Path(args.cache))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Build what is derived from installed packages (the fp32 CLIP graph), so no job waits for it."""
+    from ml.clip_encoder import ensure_fp32_model
+
+    print(f"CLIP image tower: {ensure_fp32_model()}")
+    return 0
+
+
 def _analyser(args: argparse.Namespace):
     from ml.pipeline import Analyser
 
@@ -85,6 +104,8 @@ def _analyser(args: argparse.Namespace):
         heatmaps=getattr(args, "heatmaps", False),
         registry=Path(args.registry) if args.registry else None,
         detect_stride=args.detect_stride,
+        clip_model=args.clip_model,
+        use_clip=not args.no_clip,
     )
 
 
@@ -201,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--image-model", help="name@version (default: the registry's default)")
         p.add_argument("--video-model", help="name@version (default: the registry's default)")
+        p.add_argument("--clip-model", help="name@version of the CLIP probe (default: the registry's)")
+        p.add_argument(
+            "--no-clip", action="store_true", help="decide with the fine-tuned CNN and the LSTM instead"
+        )
         p.add_argument("--registry", help="registry folder (default: ml/weights or $ML_WEIGHTS_DIR)")
         p.add_argument("--detector", default="retinaface", choices=["retinaface", "hog", "cnn", "haar"])
         p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
@@ -214,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
     t = sub.add_parser("train", help="train a model over DIR/{train,val}/{real,fake}/")
-    t.add_argument("--task", choices=["image", "video"], required=True)
-    t.add_argument("--data", required=True)
+    t.add_argument("--task", choices=["image", "video", "clip"], required=True)
+    t.add_argument(
+        "--data", required=True, help="image/video: DIR; clip: the folder holding images/ and videos/"
+    )
     t.add_argument("--out", required=True, help="registry folder to write the checkpoint and card into")
     t.add_argument("--config", help="JSON config (ml/configs/*.json)")
     t.add_argument(
@@ -284,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_synth)
+
+    pr = sub.add_parser("prepare", help="build derived weights (the fp32 CLIP tower) once, at set-up")
+    pr.set_defaults(func=cmd_prepare)
 
     m = sub.add_parser("models", help="list registered models and check their files")
     m.add_argument("--registry")
