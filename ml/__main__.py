@@ -24,14 +24,14 @@ def _config(cls, path: str | None, overrides: dict):
     return cls(**data)
 
 
-def _family_mix(pairs: list[str] | None) -> dict[str, float] | None:
+def _family_mix(pairs: list[str] | None, kind: type = float) -> dict | None:
     """`swap=0.25 resynth=0.35` -> {"swap": 0.25, "resynth": 0.35}."""
     if not pairs:
         return None
     try:
-        return {name: float(value) for name, value in (pair.split("=", 1) for pair in pairs)}
+        return {name: kind(value) for name, value in (pair.split("=", 1) for pair in pairs)}
     except ValueError:
-        raise SystemExit(f"--synth-families takes NAME=FRACTION pairs, got {pairs}") from None
+        raise SystemExit(f"families are given as NAME=NUMBER pairs, got {pairs}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -49,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "synth_families": _family_mix(args.synth_families),
         "reencode_fraction": args.reencode_fraction,
         "sbi_copies": args.sbi_copies,
+        "track_families": _family_mix(args.track_families, int),
         "seed": args.seed,
         "image_model": args.image_model,
         "max_minutes": args.max_minutes,
@@ -261,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="image: forgeries per real face per epoch by ml.synth family (replaces --sbi-fraction)",
     )
     t.add_argument("--sbi-copies", type=int, help="self-blended copies per real track (video)")
+    t.add_argument(
+        "--track-families",
+        nargs="*",
+        metavar="NAME=COPIES",
+        help="video: more forged copies per real track by ml.synth track family (frozen, flicker, drift)",
+    )
     t.add_argument("--exclude", nargs="*", help="file-name prefixes to leave out (leave-one-source-out)")
     t.add_argument("--image-model", help="video: name@version of the frame embedder")
     t.add_argument("--registry", help="video: registry holding the image model")

@@ -24,7 +24,7 @@ from ml.metrics import classification_report, fit_temperature
 from ml.models import TrackLSTM, build_image_model, input_size_for
 from ml.registry import ModelCard, load_image_model, save_model
 from ml.sbi import draw_params, self_blend
-from ml.synth import Face, check_families, synthesise
+from ml.synth import TRACK_FAMILIES, Face, check_families, synthesise, synthesise_track
 from ml.transforms import degrade, random_affine, reencode_at_scale, to_tensor
 
 Log = Callable[[str], None]
@@ -67,6 +67,9 @@ class VideoTrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     sbi_copies: int = 2  # self-blended versions of each real training track
+    # more forged versions of each real training track, by family of ml.synth.TRACK_FAMILIES
+    # (e.g. {"frozen": 1, "flicker": 1, "drift": 1})
+    track_families: dict[str, int] = field(default_factory=dict)
     patience: int = 15
     seed: int = 0
     name: str = "video-lstm"
@@ -342,6 +345,14 @@ def track_faces(cs: CropSet, i: int, size: int, blend_rng: np.random.Generator |
     return np.stack(faces)
 
 
+def forged_track(cs: CropSet, i: int, size: int, family: str, rng: np.random.Generator) -> np.ndarray:
+    """Inner crops of real track `i` forged by a track family (donors: other real tracks' first faces)."""
+    track = [Face(cs.crops[i, t], cs.landmarks[i, t]) for t in range(int(cs.lengths[i]))]
+    others = np.flatnonzero((cs.labels == 0) & (np.arange(len(cs)) != i))
+    donors = [Face(cs.crops[j, 0], cs.landmarks[j, 0]) for j in rng.choice(others, min(4, len(others)))]
+    return np.stack([inner_crop(frame, size) for frame in synthesise_track(track, donors, family, rng)])
+
+
 @torch.inference_mode()
 def embed_faces(
     model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64
@@ -365,6 +376,7 @@ def _embed_split(
     sbi_copies: int,
     rng: np.random.Generator,
     cache: Path | None = None,
+    track_families: dict[str, int] | None = None,
 ) -> tuple[list[torch.Tensor], list[int]]:
     """Embeddings of every track (and its self-blended copies), cached: embedding is the slow part on
     CPU, and the LSTM recipe is what one iterates on."""
@@ -379,6 +391,10 @@ def _embed_split(
             for _ in range(sbi_copies):
                 seqs.append(embed_faces(embedder, track_faces(cs, i, size, rng), size, dev))
                 labels.append(1)
+            for family, copies in (track_families or {}).items():
+                for _ in range(copies):
+                    seqs.append(embed_faces(embedder, forged_track(cs, i, size, family, rng), size, dev))
+                    labels.append(1)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"seqs": seqs, "labels": labels}, cache)
@@ -396,6 +412,7 @@ def train_video(
     registry: Path | None = None,
 ) -> ModelCard:
     torch.manual_seed(cfg.seed)
+    check_families(list(cfg.track_families), TRACK_FAMILIES)
     rng = np.random.default_rng(cfg.seed)
     dev = pick_device(device)
     embedder, image_card = load_image_model(cfg.image_model or None, registry)
@@ -406,6 +423,7 @@ def train_video(
     started = time.monotonic()
     # the embedder's checksum too: a retrained image model of the same name@version must not reuse these
     key = f"{image_card.stem}-{image_card.sha256[:8]}-f{frames}-x{'_'.join(cfg.exclude_sources) or 'none'}"
+    forged = "".join(f"-{name}{n}" for name, n in sorted(cfg.track_families.items()))
     train_seqs, train_labels = _embed_split(
         train,
         embedder,
@@ -413,7 +431,8 @@ def train_video(
         dev,
         cfg.sbi_copies,
         rng,
-        cache_dir / f"emb-{key}-train-sbi{cfg.sbi_copies}-s{cfg.seed}.pt",
+        cache_dir / f"emb-{key}-train-sbi{cfg.sbi_copies}{forged}-s{cfg.seed}.pt",
+        cfg.track_families,
     )
     val_seqs, val_labels = _embed_split(val, embedder, size, dev, 0, rng, cache_dir / f"emb-{key}-val.pt")
     log(

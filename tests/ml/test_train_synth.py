@@ -1,4 +1,4 @@
-"""The image training epoch mixes in ml.synth's forgeries by the config's per-family fractions."""
+"""Training mixes in ml.synth forgeries: fractions per family for photos, forged track copies for videos."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from ml.dataset import CropSet, context_crop
 from ml.faces import FaceBox
-from ml.train import ImageTrainConfig, _ImageEpoch, synth_mix
+from ml.train import ImageTrainConfig, _ImageEpoch, forged_track, synth_mix, track_faces
 from tests.ml.media_factory import ASTRONAUT_FACE, astronaut
 
 
@@ -37,3 +37,18 @@ def test_epoch_adds_forgeries_of_real_faces_per_family():
         assert float(y) == (1.0 if family else float(cs.labels[ds.items[k][0]]))
     k = next(k for k, (_, family) in enumerate(ds.items) if family == "swap")
     assert np.array_equal(ds[k][0].numpy(), ds[k][0].numpy())  # each sample repeats from its seed
+
+
+@pytest.mark.parametrize("family", ["frozen", "flicker", "drift"])
+def test_forged_tracks_keep_their_length_and_differ_from_the_real_one(family):
+    crop, lm = context_crop(astronaut(), FaceBox(*ASTRONAUT_FACE))
+    frames = np.stack([np.roll(crop, t, axis=1) for t in range(5)])  # the head pans right a pixel a frame
+    lms = np.stack([lm + (t, 0) for t in range(5)])
+    other = (frames.astype(np.int16) + (40, -20, -20)).clip(0, 255).astype(np.uint8)
+    cs = CropSet(
+        np.stack([frames, other]), np.stack([lms, lms]), np.array([0, 0]), ["a", "b"], np.array([5, 4])
+    )
+    real = track_faces(cs, 0, 128)
+    forged = forged_track(cs, 0, 128, family, np.random.default_rng(0))
+    assert forged.shape == real.shape == (5, 128, 128, 3)
+    assert np.abs(forged.astype(int) - real).mean() > 0.3
