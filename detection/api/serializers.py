@@ -15,7 +15,7 @@ class ErrorDetailSerializer(serializers.Serializer):
         help_text="Stable machine-readable code, e.g. `not_found`, `upload_rejected`."
     )
     message = serializers.CharField()
-    details = serializers.JSONField(allow_null=True)
+    details = serializers.JSONField(help_text="Per-field problems or refused files; null when there are none")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -86,7 +86,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
     threshold = serializers.SerializerMethodField()
     faces = FaceSerializer(many=True, read_only=True)
     timeline = TimelinePointSerializer(many=True, read_only=True)
-    review = serializers.SerializerMethodField()
+    review = ReviewSerializer(source="latest_review", read_only=True, allow_null=True)
     links = serializers.SerializerMethodField()
 
     class Meta:
@@ -124,11 +124,6 @@ class AnalysisSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_threshold(self, item: Item) -> float | None:
         return item.threshold if item.result else None
-
-    @extend_schema_field(ReviewSerializer(allow_null=True))
-    def get_review(self, item: Item) -> dict | None:
-        review = item.latest_review
-        return None if review is None else ReviewSerializer(review).data
 
     @extend_schema_field(
         {
