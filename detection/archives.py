@@ -42,7 +42,8 @@ def expand_archives(uploads: list[UploadedFile]) -> tuple[list[UploadedFile], li
 def _is_junk(name: str) -> bool:
     """Folders and the metadata some zip tools add (macOS resource forks, dot files) are skipped silently."""
     parts = PurePosixPath(name).parts
-    return name.endswith("/") or "__MACOSX" in parts or any(part.startswith(".") for part in parts)
+    hidden = any(part.startswith(".") and part not in (".", "..") for part in parts)
+    return name.endswith("/") or "__MACOSX" in parts or hidden
 
 
 def _unsafe_name(name: str) -> bool:
