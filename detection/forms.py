@@ -14,7 +14,9 @@ from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
 
+from .archives import expand_archives
 from .models import Item
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,8 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 KIND_BY_EXTENSION = {**dict.fromkeys(IMAGE_EXTENSIONS, "image"), **dict.fromkeys(VIDEO_EXTENSIONS, "video")}
-ACCEPT_ATTRIBUTE = ",".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+# A .zip is expanded into its members first (detection.archives), each then checked like any upload.
+ACCEPT_ATTRIBUTE = ",".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS + (".zip",))
 SUPPORTED_TYPES_TEXT = "JPEG, PNG or WebP images, or MP4, MOV, WebM, AVI or MKV videos"
 
 
@@ -116,7 +119,9 @@ class UploadForm(forms.Form):
 
     def clean_files(self) -> list[UploadedFile]:
         files = self.cleaned_data["files"]
-        for upload in files:
+        uploads, refused_members = expand_archives(files)
+        self.rejections.extend(refused_members)
+        for upload in uploads:
             try:
                 self.staged.append(stage_upload(upload))
             except ValidationError as exc:
@@ -198,6 +203,18 @@ class HistoryFilterForm(forms.Form):
     verdict = forms.ChoiceField(required=False, choices=[("", "Any verdict"), *Item.Verdict.choices])
     kind = forms.ChoiceField(required=False, choices=[("", "Images and videos"), *Item.Kind.choices])
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Item.Status.choices])
+
+    def filter(self, items: QuerySet[Item]) -> QuerySet[Item]:
+        """The items that match the valid filters (all of them when the form is unbound or invalid)."""
+        if not self.is_valid():
+            return items
+        data = self.cleaned_data
+        if data["q"]:
+            items = items.filter(original_name__icontains=data["q"])
+        for name in ("verdict", "kind", "status"):
+            if data[name]:
+                items = items.filter(**{name: data[name]})
+        return items
 
 
 class ReviewNoteForm(forms.Form):

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import Face, Item
+from .signals import analysis_finished
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +334,7 @@ def sweep_stale_jobs(now: datetime | None = None) -> SweepReport:
                 "so it was given up.",
             ):
                 report.failed_stale.append(str(item.pk))
+                analysis_finished.send(sender=Item, item_id=str(item.pk))
         elif unchanged.update(
             status=Item.Status.QUEUED, stage="re-queued after a worker stopped", progress=0
         ):

@@ -6,9 +6,13 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .models import Item, item_dir
+
+# Sent (with item_id) once a job has ended, DONE or FAILED, from the worker that ended it; detection.api
+# listens to deliver webhooks, so the job code does not need to know about the API.
+analysis_finished = Signal()
 
 
 def remove_item_files(item_id) -> None:

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from . import jobs
 from .models import Item
-from .signals import remove_item_files
+from .signals import analysis_finished, remove_item_files
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,13 @@ def max_rechecks() -> int:
     time_limit=settings.JOB_SOFT_TIME_LIMIT + 60,
 )
 def analyse_item(self, item_id: str, rechecks: int = 0) -> str:
+    outcome = _run_job(self, item_id, rechecks)
+    if outcome in ("done", "failed", jobs.Claim.GAVE_UP.value):
+        analysis_finished.send(sender=Item, item_id=item_id)
+    return outcome
+
+
+def _run_job(self, item_id: str, rechecks: int) -> str:
     outcome, item = jobs.claim(item_id)
     if outcome is jobs.Claim.RUNNING_ELSEWHERE and rechecks < max_rechecks():
         # Either a duplicate delivery while the first worker is alive, or a redelivery that arrived before

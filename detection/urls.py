@@ -8,6 +8,8 @@ urlpatterns = [
     path("items/", views.history, name="history"),
     path("items/<uuid:item_id>/", views.item_detail, name="item_detail"),
     path("items/<uuid:item_id>/status/", views.item_status, name="item_status"),
+    path("items/<uuid:item_id>/report.json", views.item_report, {"fmt": "json"}, name="item_report_json"),
+    path("items/<uuid:item_id>/report.pdf", views.item_report, {"fmt": "pdf"}, name="item_report_pdf"),
     path("items/<uuid:item_id>/delete/", views.item_delete, name="item_delete"),
     path("items/<uuid:item_id>/original/", views.item_original, name="item_original"),
     path(

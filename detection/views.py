@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from .charts import timeline_svg
 from .forms import HistoryFilterForm, SignUpForm, UploadForm
 from .models import Face, Item, Review
+from .reports import pdf_response, report_data
 from .services import submit_uploads
 
 
@@ -171,6 +172,16 @@ def item_status(request: HttpRequest, item_id) -> JsonResponse:
 
 
 @login_required
+@require_GET
+def item_report(request: HttpRequest, item_id, fmt: str) -> HttpResponse:
+    """The item's JSON or one-page PDF report (detection.reports), once its analysis has ended."""
+    item = _visible_item(request, item_id)
+    if not item.is_finished:
+        raise Http404("The analysis has not finished yet")
+    return pdf_response(item) if fmt == "pdf" else JsonResponse(report_data(item))
+
+
+@login_required
 @require_POST
 def item_delete(request: HttpRequest, item_id) -> HttpResponse:
     item = _visible_item(request, item_id)
@@ -189,16 +200,7 @@ def history(request: HttpRequest) -> HttpResponse:
         .order_by("-created_at")
         .prefetch_related(Prefetch("faces", queryset=Face.objects.order_by("track")), "reviews")
     )
-    if filters.is_valid():
-        data = filters.cleaned_data
-        if data["q"]:
-            items = items.filter(original_name__icontains=data["q"])
-        if data["verdict"]:
-            items = items.filter(verdict=data["verdict"])
-        if data["kind"]:
-            items = items.filter(kind=data["kind"])
-        if data["status"]:
-            items = items.filter(status=data["status"])
+    items = filters.filter(items)
     page = Paginator(items, settings.HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

@@ -74,6 +74,12 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "detection",
+    # The REST API (issue 13): its own app so its tables and migrations stay apart from detection's.
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "detection.api",
 ]
 
 MIDDLEWARE = [
@@ -225,6 +231,44 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(JOB_SWEEP_INTERVAL_SECONDS)},
     }
 }
+
+# --- REST API (detection/api) -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token for scripts; the session too, so the docs page's "Try it out" works for a logged-in user.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "detection.api.pagination.HistoryPagination",
+    "PAGE_SIZE": HISTORY_PAGE_SIZE,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "detection.api.errors.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Deepfake detector API",
+    "DESCRIPTION": "Upload images and videos for deepfake analysis, follow the jobs and fetch reports.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages load Swagger UI and Redoc from this site's static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1: a nullable nested object (an analysis's review) is oneOf [object, null], which validators agree on.
+    "OAS_VERSION": "3.1.0",
+}
+# Webhooks: a finished analysis is POSTed to the client's URL, retried with exponential backoff.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
+WEBHOOK_RETRY_DELAY_SECONDS = env_int("WEBHOOK_RETRY_DELAY_SECONDS", 30)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Off by default so a client cannot make the server call into its own private network (SSRF).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
+# ZIP uploads are expanded into one item per media file, within these limits.
+ZIP_MAX_MEMBERS = env_int("ZIP_MAX_MEMBERS", 100)
+ZIP_MAX_TOTAL_MB = env_int("ZIP_MAX_TOTAL_MB", 1024)
+# Refuse members that inflate more than this (a zip bomb); media barely compresses at all.
+ZIP_MAX_RATIO = env_int("ZIP_MAX_RATIO", 100)
 
 # --- HTTPS / deployment hardening --------------------------------------------------------------------
 # Set HTTPS=true when the site is reached over TLS (directly or through a proxy that sets

@@ -35,3 +35,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
 }
+
+# The webhook tests post to a tiny HTTP server on 127.0.0.1, and retry without waiting.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+WEBHOOK_RETRY_DELAY_SECONDS = 0
