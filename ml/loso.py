@@ -22,7 +22,7 @@ IMAGE_ROWS: dict[str, tuple[str, ...]] = {
     "stylegan_wfir": ("whichfaceisreal_stylegan",),
     "stylegan_rof": ("rof",),
     "genphotos": ("genphotos",),
-    "dfdcface": ("dfdcface",),
+    "dfdc_photos": ("dfdcface", "dfdc"),  # DFDC crops of both collections: one source
     "all_gan_photos": ("whichfaceisreal_stylegan", "rof", "genphotos"),
 }
 # Video rows: each FF++ method (c40), FF++ c23 apart, DFDC, DeepFaceLive, DreamTalk.
@@ -38,7 +38,7 @@ VIDEO_ROWS: dict[str, tuple[str, ...]] = {
         "ffpp_c23_NeuralTextures",
         "ffpp_c23_original",
     ),
-    "dfdc": ("dfdc",),
+    "dfdc": ("dfdc", "dfdcface"),  # the DFDC photo crops come from DFDC videos too
     "dfl": ("dfl",),
     "dreamtalk": ("dreamtalk",),
 }

@@ -114,11 +114,12 @@ def gather(
     encode,
     cfg: ClipTrainConfig,
     log: Log,
+    splits: Sequence[str] = ("train", "val"),
 ) -> dict[str, Features]:
-    """Embed (what is missing) and collect the training and validation features."""
+    """Embed (what is missing) and collect `{split}_photos`, `{split}_frames` and `train_synth`."""
     store, synth_store = stores
     out = {}
-    for split in ("train", "val"):
+    for split in splits:
         photos = image_crops(data / "images" / split, cache_dir, log=log)
         videos = video_crops(data / "videos" / split, cache_dir, cfg.video_frames, log=log)
         photo_keep = _photo_filter(split, cfg)
@@ -139,10 +140,19 @@ def gather(
     return out
 
 
-def fit(features: dict[str, Features], cfg: ClipTrainConfig) -> LinearProbe:
+def source_name(key: str) -> str:
+    """The media file a feature row comes from: `name`, `name#step` or `synth/family/n/name`."""
+    return key.rsplit("/", 1)[-1].split("#", 1)[0]
+
+
+def fit(
+    features: dict[str, Features], cfg: ClipTrainConfig, drop: Callable[[str], bool] = lambda key: False
+) -> LinearProbe:
+    """The probe on the training rows, less the rows whose keys `drop` names (leave-one-source-out)."""
     parts = [features[k] for k in ("train_photos", "train_frames", "train_synth") if k in features]
-    x = np.concatenate([p.x for p in parts])
-    y = np.concatenate([p.y for p in parts])
+    keep = [np.array([not drop(k) for k in p.keys], bool) for p in parts]
+    x = np.concatenate([p.x[m] for p, m in zip(parts, keep, strict=True)])
+    y = np.concatenate([p.y[m] for p, m in zip(parts, keep, strict=True)])
     return fit_probe(x, y, feature=cfg.feature, l2=cfg.l2, c=cfg.c)
 
 

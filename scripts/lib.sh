@@ -44,3 +44,9 @@ ensure_venv() {
     fi
     echo "$wanted" >"$stamp"
 }
+
+# Weights derived from installed packages (the CLIP tower's fp32 graph, ~345 MB outside the repository):
+# built once here, so `manage.py check` passes and no job waits for it. Seconds when already built.
+prepare_models() {
+    "$VENV_PYTHON" -m ml prepare
+}

@@ -1,0 +1,90 @@
+"""The CLIP path of the pipeline: a registry whose default includes a CLIP probe decides with it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ml.clip_encoder import CLS_DIM, fp32_status
+from ml.probe import LinearProbe
+from ml.registry import ModelCard, default_refs, find_card, registry_dir, save_probe
+
+pytestmark = pytest.mark.skipif(
+    fp32_status() is not None, reason="CLIP tower not prepared (python -m ml prepare)"
+)
+
+
+@pytest.fixture(scope="module")
+def clip_registry(tmp_path_factory):
+    """The shipped CNN/LSTM cards plus a CLIP probe with fixed random weights and distinct temperatures."""
+    out = tmp_path_factory.mktemp("registry")
+    shipped = registry_dir()
+    refs = default_refs(shipped)
+    for task in ("image", "video"):
+        card = find_card(refs[task], shipped)
+        for suffix in (".pt", ".json"):
+            shutil.copy2(shipped / f"{card.stem}{suffix}", out / f"{card.stem}{suffix}")
+    (out / "defaults.json").write_text(json.dumps({t: refs[t] for t in ("image", "video")}))
+    rng = np.random.default_rng(0)
+    probe = LinearProbe(
+        "cls", True, np.zeros(CLS_DIM), np.full(CLS_DIM, 0.03), rng.normal(0, 0.05, CLS_DIM), 0.2
+    )
+    card = ModelCard(
+        name="clip-test", version="1", task="clip", arch="clip_vitb16_probe", input_size=224,
+        probe={"feature": "cls", "l2": True, "frames_per_track": 4}, temperature=1.7, video_temperature=0.8,
+    )  # fmt: skip
+    save_probe(probe, card, out, set_default=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def analyser(clip_registry):
+    from ml.pipeline import Analyser
+
+    return Analyser(registry=clip_registry)
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def test_photo_is_decided_by_the_clip_probe_with_its_patch_map(analyser, face_jpg, tmp_path):
+    result = analyser.analyse(face_jpg, artifacts_dir=tmp_path)
+    assert result["model"] == "clip-test@1"
+    (face,) = result["faces"]
+    crop_logit = analyser.clip.score([_crop(analyser, face_jpg, face["box"])]).logits[0]
+    assert face["fake_probability"] == pytest.approx(1 / (1 + np.exp(-crop_logit / 1.7)), abs=1e-3)
+    assert (tmp_path / face["heatmap"]).stat().st_size > 1000
+    assert "clip" in analyser.timings and "cnn" not in analyser.timings  # the CNN did not run at all
+
+
+def _crop(analyser, path, box):
+    from ml.faces import FaceBox, crop_face
+    from ml.media import load_image
+
+    x, y, w, h = box
+    return crop_face(load_image(path), FaceBox(x, y, w, h, 1.0), analyser.image_card.input_size)
+
+
+def test_video_score_is_the_calibrated_mean_of_the_frames_the_chart_shows(analyser, face_video):
+    result = analyser.analyse(face_video)
+    assert result["model"] == "clip-test@1"
+    (face,) = result["faces"]
+    scored = face["scored_frames"]
+    assert 2 <= len(scored) <= 8 and len(face["frame_probabilities"]) == len(scored)
+    assert [p["frame"] for p in result["timeline"]] == scored
+    frame_logits = [_logit(p) * 1.7 for p in face["frame_probabilities"]]  # undo the face temperature
+    expected = 1 / (1 + np.exp(-np.mean(frame_logits) / 0.8))
+    assert face["fake_probability"] == pytest.approx(expected, abs=2e-3)
+    assert result["fake_probability"] == face["fake_probability"]
+
+
+def test_no_clip_falls_back_to_the_cnn_and_lstm(clip_registry, face_video):
+    from ml.pipeline import Analyser
+
+    result = Analyser(registry=clip_registry, use_clip=False).analyse(face_video)
+    assert result["model"].startswith("video-lstm")
+    assert len(result["faces"][0]["frame_probabilities"]) == len(result["faces"][0]["frames"])

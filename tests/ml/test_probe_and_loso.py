@@ -1,0 +1,136 @@
+"""The linear probe, the feature store, the manifest's source groups and the leave-one-source-out split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ml.clip_encoder import CLS_DIM, EMBED_DIM
+from ml.features import EmbeddingStore, fill, track_steps
+from ml.loso import split_row, summary_line
+from ml.probe import LinearProbe, fit_probe
+from ml.sources import MediaRecord, source_group
+from ml.train_clip import ClipTrainConfig, Features, fit, keep_photo, source_name, track_logits
+
+WIDTH = EMBED_DIM + CLS_DIM
+
+
+def _features(rng, n, shift):
+    x = rng.normal(0, 1, (n, WIDTH)).astype(np.float32)
+    x[:, EMBED_DIM : EMBED_DIM + 8] += shift  # the label lives in the CLS part
+    return x
+
+
+def test_probe_separates_what_is_separable_and_survives_its_arrays():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([_features(rng, 200, 0.0), _features(rng, 200, 1.5)])
+    y = np.r_[np.zeros(200), np.ones(200)]
+    probe = fit_probe(x, y, feature="cls")
+    logits = probe.logits(x)
+    assert (logits[y == 1] > 0).mean() > 0.9 and (logits[y == 0] < 0).mean() > 0.9
+    again = LinearProbe.from_arrays(probe.to_arrays(), "cls", True)
+    np.testing.assert_allclose(again.logits(x), logits, rtol=1e-9)
+
+
+def test_store_embeds_only_what_is_missing_and_persists(tmp_path):
+    calls = []
+
+    def encode(crops):
+        calls.append(len(crops))
+        n = len(crops)
+        return np.full((n, EMBED_DIM), 1.0, np.float32), np.full((n, CLS_DIM), 2.0, np.float32)
+
+    store = EmbeddingStore(tmp_path / "f.npz")
+    fill(
+        store, [(f"k{i}", lambda: np.zeros((4, 4, 3), np.uint8)) for i in range(5)], encode, batch=2, log=str
+    )
+    fill(
+        store, [(f"k{i}", lambda: np.zeros((4, 4, 3), np.uint8)) for i in range(6)], encode, batch=2, log=str
+    )
+    assert calls == [2, 2, 1, 1]  # the second fill embedded only k5
+    reloaded = EmbeddingStore(tmp_path / "f.npz")
+    assert len(reloaded) == 6 and reloaded.get(["k3"]).shape == (1, WIDTH)
+
+
+def test_track_steps_spread_over_the_track():
+    assert track_steps(32, 4) == [0, 10, 21, 31]
+    assert track_steps(2, 4) == [0, 1]
+    assert track_steps(0, 4) == []
+
+
+def test_source_groups_split_ffpp_by_method_and_compression():
+    assert source_group("ffpp_c40_Face2Face_720_672.mp4", "ffpp_c40_mudouble") == "ffpp_c40_Face2Face"
+    assert source_group("ffpp_Deepfakes_033_097.mp4", "icpr2020dfdc") == "ffpp_c23_Deepfakes"
+    assert source_group("ffpp_c40_original_youtube_866.mp4", "ffpp_c40_mudouble") == "ffpp_c40_original"
+    assert source_group("dfdc_abc.mp4", "icpr2020dfdc") == "dfdc"
+    assert source_group("dfl_x_left.mp4", "dfl") == "dfl"
+
+
+def _rec(name, label, split, group):
+    return MediaRecord(Path(name), label, split, group, group)
+
+
+def test_a_row_never_trains_on_its_groups_and_scores_them_in_every_split():
+    records = [
+        _rec("a1", 1, "train", "A"), _rec("a2", 1, "test", "A"), _rec("a3", 0, "val", "A"),
+        _rec("b1", 1, "train", "B"), _rec("b2", 0, "train", "B"), _rec("b3", 0, "test", "B"),
+        _rec("b4", 1, "test", "B"),
+    ]  # fmt: skip
+    train, evaluation = split_row(records, ("A",))
+    assert {r.path.name for r in train} == {"b1", "b2"}
+    # every A file, plus the test split's reals of other groups (never their fakes)
+    assert {r.path.name for r in evaluation} == {"a1", "a2", "a3", "b3"}
+
+
+def test_fit_drops_the_rows_of_held_out_sources_including_their_forgeries():
+    rng = np.random.default_rng(1)
+    keys = ["lfw_real_1.jpg", "lfw_fake_1.jpg", "dfl_a.mp4#0", "dfl_a.mp4#9", "synth/swap/0/lfw_real_1.jpg"]
+    assert [source_name(k) for k in keys] == [
+        "lfw_real_1.jpg",
+        "lfw_fake_1.jpg",
+        "dfl_a.mp4",
+        "dfl_a.mp4",
+        "lfw_real_1.jpg",
+    ]
+    features = {
+        "train_photos": Features(_features(rng, 2, 0), np.array([0, 1]), keys[:2]),
+        "train_frames": Features(_features(rng, 2, 0), np.array([1, 1]), keys[2:4]),
+        "train_synth": Features(_features(rng, 1, 0), np.array([1]), keys[4:]),
+    }
+    seen = []
+    cfg = ClipTrainConfig()
+    try:
+        fit(features, cfg, drop=lambda key: seen.append(key) or source_name(key).startswith("lfw"))
+    except ValueError:
+        pass  # only one class (the dfl fakes) is left: the point is which rows were offered
+    assert sorted(seen) == sorted(keys)
+
+
+def test_clip_score_of_a_video_is_its_mean_frame_logit():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([_features(rng, 100, 0.0), _features(rng, 100, 1.5)])
+    probe = fit_probe(x, np.r_[np.zeros(100), np.ones(100)], feature="cls")
+    frames = Features(x[[0, 1, 150]], np.array([0, 0, 1]), ["a.mp4#0", "a.mp4#5", "b.mp4#0"])
+    means, labels = track_logits(probe, frames)
+    logits = probe.logits(x[[0, 1, 150]])
+    np.testing.assert_allclose(means, [logits[:2].mean(), logits[2]])
+    assert labels.tolist() == [0, 1]
+
+
+def test_thinning_is_a_fixed_function_of_the_name():
+    cfg = ClipTrainConfig(thin_photos={"dfdcface": 4}, exclude=["wfir"])
+    names = [f"dfdcface_{i:04d}.jpg" for i in range(400)]
+    kept = [n for n in names if keep_photo(n, cfg)]
+    assert 60 < len(kept) < 140 and kept == [n for n in names if keep_photo(n, cfg)]
+    assert keep_photo("rof_ffhq_1.jpg", cfg) and not keep_photo("wfir_ffhq_1.jpg", cfg)
+
+
+def test_summary_line_is_the_issues_format():
+    from ml.loso import RowResult
+
+    rows = [
+        RowResult("a", 0.9, 1, 1, np.array([]), np.array([])),
+        RowResult("b", 0.6, 1, 1, np.array([]), np.array([])),
+    ]
+    assert summary_line(rows) == "loso_rows=2 loso_mean_auc=0.750 loso_worst_auc=0.600"
