@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +86,8 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def clip_rows(data: Path, cache: Path, config: Path, log=print) -> list:
-    """Every LOSO row for the CLIP probe recipe in `config`, plus one per synthetic family it uses."""
-    cfg = ClipTrainConfig(**json.loads(config.read_text()))
+def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> list:
+    """Every LOSO row for the CLIP probe recipe `cfg`, plus one per synthetic family it uses."""
     stores = (
         EmbeddingStore(cache.parent / "features" / "clip_vitb16.npz"),
         EmbeddingStore(cache.parent / "features" / f"clip_vitb16_synth_s{cfg.seed}.npz"),
@@ -150,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, default=CONFIGS / "clip_default.json", help="clip: the recipe")
     parser.add_argument("--record", action="store_true", help="clip: write the table into the default's card")
+    parser.add_argument(
+        "--ablate-families",
+        nargs="+",
+        metavar="FAMILY",
+        help="clip: the recipe with no forgeries, with each FAMILY alone, and with all of them",
+    )
+    parser.add_argument("--per-family", type=int, default=320, help="clip: forgeries per family (ablation)")
     parser.add_argument("--task", choices=["image", "video"], help="finetune: which model")
     parser.add_argument("--holdout", nargs="+", help="finetune: file-name prefixes of the held-out source")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -161,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"error: {args.data} not found (the research media is not part of the repository)")
         return 2
+    if args.model == "clip" and args.ablate_families:
+        return ablate_families(args)
     if args.model == "clip":
-        results = clip_rows(args.data, Path(args.cache), args.config)
+        cfg = ClipTrainConfig(**json.loads(args.config.read_text()))
+        results = clip_rows(args.data, Path(args.cache), cfg)
         print(f"# recipe {args.config}")
         print(format_table(results))
         if args.record:
@@ -172,6 +182,24 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.task and args.holdout):
         parser.error("--model finetune needs --task and --holdout")
     return finetune_row(args)
+
+
+def ablate_families(args: argparse.Namespace) -> int:
+    """What each synthetic family is worth: the source rows' mean and worst AUC with and without it."""
+    base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    mixes = [(), *[(f,) for f in args.ablate_families], tuple(args.ablate_families)]
+    print("| forgeries mixed in | source rows | mean AUC | worst AUC | worst row |")
+    print("|---|---|---|---|---|")
+    for mix in mixes:
+        cfg = replace(base, synth_per_family={f: args.per_family for f in mix})
+        rows = [r for r in clip_rows(args.data, Path(args.cache), cfg) if not r.row.startswith("synth_")]
+        worst = min(rows, key=lambda r: r.auc)
+        mean = np.mean([r.auc for r in rows])
+        print(
+            f"| {'+'.join(mix) or 'none'} | {len(rows)} | {mean:.3f} | {worst.auc:.3f} | {worst.row} |",
+            flush=True,
+        )
+    return 0
 
 
 def finetune_row(args: argparse.Namespace) -> int:

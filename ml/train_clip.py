@@ -89,11 +89,11 @@ def synth_items(cs: CropSet, cfg: ClipTrainConfig, keep: Callable[[str], bool]):
     """(key, make_crop) for `synth_per_family` forgeries per family, made from the kept real faces."""
     from ml.synth import Face, synthesise
 
-    reals = [
-        i for i, (p, y) in enumerate(zip(cs.paths, cs.labels, strict=True)) if y == 0 and keep(Path(p).name)
-    ]
-    rng = np.random.default_rng(cfg.seed)
+    reals = [i for i, (p, y) in enumerate(zip(cs.paths, cs.labels, strict=True)) if y == 0 and keep(p)]
     for family, count in sorted(cfg.synth_per_family.items()):
+        # One generator per family: a family's forgeries (and so their cached features) are the same
+        # whichever other families the recipe mixes in.
+        rng = np.random.default_rng([cfg.seed, zlib.crc32(family.encode())])
         for n in range(count):
             i, *donors = (int(j) for j in rng.choice(reals, 5, replace=False))
             seed = int(rng.integers(1 << 31))
