@@ -131,7 +131,7 @@ def evaluate_folder(
                 }
             )
     is_video = any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in items)
-    card = analyser.video_card if is_video else analyser.image_card
+    card = analyser.deciding_card(is_video)
     report = classification_report(np.array(labels), np.array(probs), threshold=card.threshold)
     report.update(
         {

@@ -118,6 +118,10 @@ class Analyser:
         self.detector_runs = 0  # of the last video analysed (benchmarks report it)
         self.timings: dict[str, float] = {}
 
+    def deciding_card(self, video: bool) -> ModelCard:
+        """The card of the model whose probability the verdict reads: the CLIP probe when loaded."""
+        return self.clip_card or (self.video_card if video else self.image_card)
+
     # ------------------------------------------------------------ shared pieces
 
     def _timed(self, stage: str, seconds: float) -> None:
@@ -224,7 +228,7 @@ class Analyser:
         t = time.perf_counter()
         boxes = self.detector.detect(rgb)
         self._timed("detect", time.perf_counter() - t)
-        card = self.clip_card or self.image_card
+        card = self.deciding_card(video=False)
         if not boxes:
             return self._result(path, "image", card, None, [], [])
         progress("scoring faces", 0.5)
@@ -272,7 +276,7 @@ class Analyser:
     ) -> dict:
         if self.clip is None and self.video_model is None:
             raise self._video_missing
-        card = self.clip_card or self.video_card
+        card = self.deciding_card(video=True)
         detections, crop_of, embedding_of, times = self._detect_video(path, info, progress)
         tracks = build_tracks(detections)
         if not tracks:
