@@ -148,6 +148,12 @@ class NaiveBaseline:
                 probs.append(float(card.calibrated(self.image_model.classify_embedding(emb))[0]))
         return embeddings, probs
 
+    def _clip_one_by_one(self, crops: list):
+        """The CLIP probe's logit of each crop, one encoder call per crop (what a naive port would do)."""
+        import numpy as np
+
+        return np.array([self.analyser.clip.score([crop]).logits[0] for crop in crops])
+
     def _write(self, crop, name: str, artifacts_dir: Path) -> None:
         import cv2
 
@@ -174,10 +180,9 @@ class NaiveBaseline:
         info = probe(path)
         if info.kind == "image":
             prob = self._analyse_image(path, artifacts_dir)
-            card = self.analyser.image_card
         else:
             prob = self._analyse_video(path, artifacts_dir)
-            card = self.analyser.video_card
+        card = self.analyser.deciding_card(video=info.kind == "video")
         return {
             "fake_probability": None if prob is None else round(prob, 4),
             "verdict": card.verdict_rule().verdict(prob),
@@ -201,16 +206,26 @@ class NaiveBaseline:
             return None
         crops = [crop_face(rgb, b, self.analyser.image_card.input_size) for b in boxes]
         t = self._timed("crop", t)
+        if self.analyser.clip is not None:  # the same model as production, one crop per call
+            from ml.pipeline import calibrate
+
+            probs = calibrate(self._clip_one_by_one(crops), self.analyser.clip_card.temperature)
+            t = self._timed("clip", t)
+            self._write_all(crops, artifacts_dir, t)
+            return max(probs)
         # the same test-time augmentation as production (crop and mirror, logits averaged), one at a time
         embeddings, _ = self._cnn_one_by_one(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
         with torch.no_grad():
             logits = self.image_model.classify_embedding(torch.cat(embeddings)).view(2, len(crops)).mean(0)
             probs = self.analyser.image_card.calibrated(logits).tolist()
         t = self._timed("cnn", t)
+        self._write_all(crops, artifacts_dir, t)
+        return max(probs)
+
+    def _write_all(self, crops: list, artifacts_dir: Path, started: float) -> None:
         for i, crop in enumerate(crops):
             self._write(crop, f"face_{i}", artifacts_dir)
-        self._timed("write", t)
-        return max(probs)
+        self._timed("write", started)
 
     def _analyse_video(self, path: Path, artifacts_dir: Path) -> float | None:
         import cv2
@@ -242,6 +257,14 @@ class NaiveBaseline:
         if not tracks:
             return None
         t = time.perf_counter()
+        if self.analyser.clip is not None:  # every frame of every track through CLIP, one at a time
+            from ml.pipeline import calibrate
+
+            card = self.analyser.clip_card
+            track_logits = [self._clip_one_by_one([crop_of[id(b)] for b in track.boxes]) for track in tracks]
+            t = self._timed("clip", t)
+            self._write_all([crop_of[id(track.representative_box())] for track in tracks], artifacts_dir, t)
+            return max(calibrate([logits.mean()], card.video_temperature)[0] for logits in track_logits)
         per_track = [self._cnn_one_by_one([crop_of[id(b)] for b in track.boxes]) for track in tracks]
         t = self._timed("cnn", t)
         track_probs = []
@@ -271,6 +294,7 @@ class CaseRequest:
     device: str
     registry: str | None
     scratch: str
+    no_clip: bool = False  # the fast path: the fine-tuned CNN and the LSTM decide
 
 
 @dataclass
@@ -310,7 +334,9 @@ def run_case(request: CaseRequest) -> CaseResult:
 
     registry = Path(request.registry) if request.registry else None
     started = time.perf_counter()
-    analyser = Analyser(frames=request.frames, device=request.device, registry=registry)
+    analyser = Analyser(
+        frames=request.frames, device=request.device, registry=registry, use_clip=not request.no_clip
+    )
     naive = NaiveBaseline(analyser, registry)
     load_s = time.perf_counter() - started
     scratch = Path(request.scratch)
@@ -467,6 +493,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--registry", type=Path, default=None, help="model registry folder (default: the shipped one)"
     )
     parser.add_argument(
+        "--no-clip", action="store_true", help="measure the fast path (CNN + LSTM) instead of the CLIP probe"
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         default=None,
@@ -519,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.device,
                 str(args.registry) if args.registry else None,
                 str(scratch),
+                args.no_clip,
             )
             case = run_in_fresh_process(request)
             results[name] = case
