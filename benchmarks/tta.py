@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         video_model=args.video_model,
         heatmaps=False,
         registry=Path(args.registry) if args.registry else None,
+        use_clip=False,  # the views measured here are the fine-tuned CNN's
     )
     print(f"models: {analyser.image_card.ref}, {analyser.video_card.ref if analyser.video_card else '-'}")
     data = Path(args.data)

@@ -18,7 +18,7 @@ def test_confidence_weighting_leans_towards_confident_frames():
 def test_the_shipped_view_set_scores_a_photo_exactly_as_the_product_does(tmp_path):
     face = mf.write_image(tmp_path / "face.jpg", mf.astronaut())
     sky = mf.write_image(tmp_path / "sky.png", np.full((200, 300, 3), 140, np.uint8))
-    analyser = Analyser(heatmaps=False, runtime="torch")
+    analyser = Analyser(heatmaps=False, runtime="torch", use_clip=False)  # the CNN's views
     scores, has_face = photo_scores(analyser, [face, sky])
     assert has_face == [True, False]
     assert set(scores) == set(VIEW_SETS) and all(len(v) == 1 for v in scores.values())
