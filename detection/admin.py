@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -85,11 +85,26 @@ class ReviewInline(admin.TabularInline):
 
 
 class ReviewStateFilter(admin.SimpleListFilter):
+    """The queue opens on the items still waiting for a decision; "All" is one click away."""
+
     title = "review"
     parameter_name = "review"
+    ALL = "all"
 
     def lookups(self, request, model_admin):
-        return [("none", "Not reviewed yet"), *Review.Decision.choices]
+        return [("none", "Not reviewed yet"), *Review.Decision.choices, (self.ALL, "All")]
+
+    def value(self):
+        return super().value() or "none"
+
+    def choices(self, changelist):
+        # Django's own "All" entry would mean "no parameter", which here is "Not reviewed yet".
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
 
     def queryset(self, request, queryset):
         if self.value() == "none":
@@ -100,25 +115,23 @@ class ReviewStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReasonFilter(admin.SimpleListFilter):
-    title = "flagged because"
-    parameter_name = "reason"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("likely_fake", f"fake probability ≥ {settings.REVIEW_THRESHOLD:.0%}"),
-            (
-                "uncertain",
-                f"uncertain ({settings.UNCERTAIN_LOW:.0%}–{settings.UNCERTAIN_HIGH:.0%} or flagged)",
-            ),
-        ]
-
-    def queryset(self, request, queryset):
-        if self.value() == "likely_fake":
-            return queryset.filter(fake_probability__gte=settings.REVIEW_THRESHOLD)
-        if self.value() == "uncertain":
-            return queryset.exclude(fake_probability__gte=settings.REVIEW_THRESHOLD)
-        return queryset
+def verdict_html(item: Item) -> str:
+    """The model's verdict as the owner's page states it: label, score, strength or reasons."""
+    if not item.verdict:
+        return "—"
+    score = "" if item.fake_percent is None else f" {item.fake_percent}%"
+    detail = ""
+    if item.verdict == Item.Verdict.UNCERTAIN:
+        detail = "; ".join(r.get("code", "") for r in item.uncertain_reasons)
+    elif item.strength:
+        detail = item.strength.get("level", "")
+    return format_html(
+        '<strong class="verdict-{}">{}</strong>{}<br><span class="quiet">{}</span>',
+        item.verdict,
+        item.get_verdict_display(),
+        score,
+        detail,
+    )
 
 
 @admin.register(Item)
@@ -132,7 +145,7 @@ class ItemAdmin(admin.ModelAdmin):
         "fake_percent_display",
         "created_at",
     )
-    list_filter = ("status", "kind", "verdict", "uncertain")
+    list_filter = ("status", "kind", "verdict")
     search_fields = ("original_name", "sha256", "owner__username")
     date_hierarchy = "created_at"
     inlines = [FaceInline, ReviewInline]
@@ -155,15 +168,13 @@ class ReviewQueueAdmin(ItemAdmin):
     list_display = (
         "original_name",
         "faces_preview",
-        "fake_percent_display",
-        "uncertain",
-        "verdict",
-        "kind",
+        "model_verdict",
         "latest_decision",
+        "kind",
         "owner",
         "created_at",
     )
-    list_filter = (ReviewStateFilter, ReasonFilter, "kind", "verdict")
+    list_filter = (ReviewStateFilter, "verdict", "kind")
     ordering = ("-fake_probability", "-created_at")
     actions = ["confirm_fake", "overturn_real", "mark_unclear"]
 
@@ -183,10 +194,14 @@ class ReviewQueueAdmin(ItemAdmin):
     def faces_preview(self, item: Item) -> str:
         return face_thumbnails_html(item)
 
+    @admin.display(description="model verdict", ordering="fake_probability")
+    def model_verdict(self, item: Item) -> str:
+        return verdict_html(item)
+
     @admin.display(description="review")
     def latest_decision(self, item: Item) -> str:
-        reviews = sorted(item.reviews.all(), key=lambda r: r.created_at, reverse=True)
-        return reviews[0].get_decision_display() if reviews else "not reviewed"
+        review = item.latest_review
+        return review.get_decision_display() if review else "not reviewed"
 
     def _review_action(self, request: HttpRequest, queryset: QuerySet, decision: str) -> HttpResponse | None:
         """Two steps like Django's delete action: first a page asking for a note, then the decision."""
@@ -240,3 +255,18 @@ class ReviewAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # decisions are an audit trail
+
+    # Nor can one be deleted here. has_delete_permission stays True on purpose: Django asks it of every
+    # related object when an *item* is deleted, and an item's deletion must still take its reviews along.
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None) -> HttpResponse:
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), "show_delete": False}
+        )
+
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None) -> HttpResponse:
+        raise PermissionDenied("Review decisions are an audit trail and cannot be deleted.")
