@@ -8,34 +8,42 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 
 from .forms import ReviewNoteForm
 from .models import Face, FlaggedItem, Item, Review
 from .services import record_review
 
+# The queue shows this many face thumbnails in one row per item, then "+N": a crowd photo must not stretch
+# its row or push the other columns out of view at 1,400 px.
+QUEUE_FACES_SHOWN = 3
+
 
 def face_thumbnails_html(item: Item) -> str:
-    faces = list(item.faces.all())
+    faces = [face for face in item.faces.all() if face.thumbnail]
     if not faces:
         return "—"
-    return format_html_join(
+    thumbnails = format_html_join(
         "",
         '<a href="{}" title="face {}: {}% fake"><img src="{}" alt="face {}" '
-        'style="height:64px;width:64px;object-fit:cover;margin:0 4px 4px 0;border-radius:4px"></a>',
+        'style="height:48px;width:48px;object-fit:cover;margin:0 4px 0 0;border-radius:4px"></a>',
         (
             (
                 reverse("face_thumbnail", args=[item.pk, face.pk]),
-                face.track,
+                face.track + 1,
                 face.fake_percent,
                 reverse("face_thumbnail", args=[item.pk, face.pk]),
-                face.track,
+                face.track + 1,
             )
-            for face in faces
-            if face.thumbnail
+            for face in faces[:QUEUE_FACES_SHOWN]
         ),
     )
+    more = len(faces) - QUEUE_FACES_SHOWN
+    extra = format_html(' <span class="quiet">+{}</span>', more) if more > 0 else ""
+    return format_html('<span style="white-space:nowrap">{}{}</span>', thumbnails, extra)
 
 
 class FaceInline(admin.TabularInline):
@@ -165,15 +173,8 @@ class ItemAdmin(admin.ModelAdmin):
 
 @admin.register(FlaggedItem)
 class ReviewQueueAdmin(ItemAdmin):
-    list_display = (
-        "original_name",
-        "faces_preview",
-        "model_verdict",
-        "latest_decision",
-        "kind",
-        "owner",
-        "created_at",
-    )
+    # Few, narrow columns: the queue must fit a 1,400 px screen beside Django's navigation and filters.
+    list_display = ("item_summary", "faces_preview", "model_verdict", "latest_decision")
     list_filter = (ReviewStateFilter, "verdict", "kind")
     ordering = ("-fake_probability", "-created_at")
     actions = ["confirm_fake", "overturn_real", "mark_unclear"]
@@ -193,6 +194,16 @@ class ReviewQueueAdmin(ItemAdmin):
     @admin.display(description="faces")
     def faces_preview(self, item: Item) -> str:
         return face_thumbnails_html(item)
+
+    @admin.display(description="item", ordering="created_at")
+    def item_summary(self, item: Item) -> str:
+        return format_html(
+            '<span style="overflow-wrap:anywhere">{}</span><br><span class="quiet">{} · {} · {}</span>',
+            item.original_name,
+            item.owner,
+            item.get_kind_display(),
+            date_format(localtime(item.created_at), "SHORT_DATETIME_FORMAT"),
+        )
 
     @admin.display(description="model verdict", ordering="fake_probability")
     def model_verdict(self, item: Item) -> str:
