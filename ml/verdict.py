@@ -51,6 +51,7 @@ class Judgement:
     def as_result(self) -> dict:
         return {
             "verdict": self.verdict,
+            "uncertain": self.verdict == "uncertain",  # kept from the first JSON contract
             "lean": self.lean,
             "uncertain_reasons": [r.as_dict() for r in self.reasons],
             "strength": self.strength,

@@ -37,28 +37,36 @@ def browser_page(monkeypatch):
         browser.close()
 
 
+def log_in(page, live_server, username: str, password: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+
+
+def upload_and_wait(page, path, screenshot) -> None:
+    """Upload one file from the upload page and wait on its item page until the job has ended."""
+    page.set_input_files("input[type=file]", str(path))
+    assert path.name in page.inner_text("#chosen-files")
+    page.click("#upload-button")
+    page.wait_for_url(re.compile(r".*/items/[0-9a-f-]{36}/$"), timeout=60_000)
+    try:
+        # The page polls the status endpoint and reloads itself when the job ends, either way.
+        page.wait_for_selector("#verdict, #live-status.status-failed", timeout=300_000)
+    finally:
+        page.screenshot(path=str(screenshot), full_page=True)
+
+
 def test_login_upload_and_see_the_result(
     browser_page, live_server, user, start_worker, face_image_path, tmp_path
 ):
     worker = start_worker()
     page = browser_page
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "alice-password-1")
-    page.click("button[type=submit]")
+    log_in(page, live_server, "alice", "alice-password-1")
     page.wait_for_url(re.compile(r".*/upload/$"))
     assert "MB" in page.inner_text("#size-limit")
 
-    page.set_input_files("input[type=file]", str(face_image_path))
-    assert "face.jpg" in page.inner_text("#chosen-files")
-    page.click("#upload-button")
-    page.wait_for_url(re.compile(r".*/items/[0-9a-f-]{36}/$"), timeout=60_000)
-
-    try:
-        # The page polls the status endpoint and reloads itself when the job ends, either way.
-        page.wait_for_selector("#verdict, #live-status.status-failed", timeout=300_000)
-    finally:
-        page.screenshot(path=str(tmp_path / "item.png"), full_page=True)
+    upload_and_wait(page, face_image_path, tmp_path / "item.png")
     item = Item.objects.get()
     assert item.status == Item.Status.DONE, f"{item.error}\n{worker.log[-3000:]}"
     assert page.inner_text(".verdict-label") in ("REAL", "FAKE")
@@ -68,13 +76,6 @@ def test_login_upload_and_see_the_result(
     assert thumbnail.evaluate("img => img.complete && img.naturalWidth > 0"), "thumbnail did not load"
     assert item.model_version in page.inner_text("#model-version")
     print(f"screenshot: {tmp_path / 'item.png'}")
-
-
-def _log_in(page, live_server, username: str, password: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
 
 
 def test_an_uncertain_photo_says_why(
@@ -88,15 +89,9 @@ def test_an_uncertain_photo_says_why(
     photo.resize((photo.width * 35 // 100, photo.height * 35 // 100), Image.Resampling.LANCZOS).save(tiny)
     worker = start_worker()
     page = browser_page
-    _log_in(page, live_server, "alice", "alice-password-1")
+    log_in(page, live_server, "alice", "alice-password-1")
     page.wait_for_url(re.compile(r".*/upload/$"))
-    page.set_input_files("input[type=file]", str(tiny))
-    page.click("#upload-button")
-    page.wait_for_url(re.compile(r".*/items/[0-9a-f-]{36}/$"), timeout=60_000)
-    try:
-        page.wait_for_selector("#verdict, #live-status.status-failed", timeout=300_000)
-    finally:
-        page.screenshot(path=str(tmp_path / "uncertain.png"), full_page=True)
+    upload_and_wait(page, tiny, tmp_path / "uncertain.png")
     item = Item.objects.get()
     assert item.status == Item.Status.DONE, f"{item.error}\n{worker.log[-3000:]}"
     assert page.inner_text("#verdict .verdict-label") == "UNCERTAIN"
@@ -129,7 +124,7 @@ def test_review_queue_columns_fit_at_1400_px(
         )
     page = browser_page
     page.set_viewport_size({"width": 1400, "height": 900})
-    _log_in(page, live_server, "boss", "boss-password-1")
+    log_in(page, live_server, "boss", "boss-password-1")
     page.goto(f"{live_server.url}/admin/detection/flaggeditem/")
     table = page.locator("#result_list")
     assert table.is_visible()
