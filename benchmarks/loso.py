@@ -228,10 +228,14 @@ def finetune_row(args: argparse.Namespace) -> int:
     report = work / "report.json"
     run([*py, "evaluate", "--data", str(folder), "--registry", str(registry), "--json-out", str(report)])
     metrics = json.loads(report.read_text())
+    selective = metrics["selective"]  # what the UNCERTAIN verdict buys (ml.metrics.selective_report)
     print(
         f"LOSO task={args.task} holdout={'+'.join(args.holdout)} n={metrics['n']} "
         f"auc={metrics['roc_auc']:.3f} acc={metrics['accuracy']:.3f} max_minutes={args.max_minutes:g} "
-        f"sbi_fraction={'recipe' if args.sbi_fraction is None else args.sbi_fraction}"
+        f"sbi_fraction={'recipe' if args.sbi_fraction is None else args.sbi_fraction} "
+        f"acc_at_80_coverage={selective['accuracy_at_80']:.3f} decided={selective['decided_share']:.3f} "
+        f"decided_acc={selective['decided_accuracy']:.3f} "
+        f"confidently_wrong={selective['confidently_wrong']:.3f}"
     )
     return 0
 

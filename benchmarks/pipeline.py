@@ -185,7 +185,7 @@ class NaiveBaseline:
         card = self.analyser.deciding_card(video=info.kind == "video")
         return {
             "fake_probability": None if prob is None else round(prob, 4),
-            "verdict": card.verdict_rule().verdict(prob),
+            "verdict": card.verdict_rule().side(prob),  # the naive baseline weighs no doubts
             "seconds": time.perf_counter() - started,
             "timings": dict(self.timings),
         }

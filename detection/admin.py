@@ -2,40 +2,48 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 
 from .forms import ReviewNoteForm
 from .models import Face, FlaggedItem, Item, Review
 from .services import record_review
 
+# The queue shows this many face thumbnails in one row per item, then "+N": a crowd photo must not stretch
+# its row or push the other columns out of view at 1,400 px.
+QUEUE_FACES_SHOWN = 3
+
 
 def face_thumbnails_html(item: Item) -> str:
-    faces = list(item.faces.all())
+    faces = [face for face in item.faces.all() if face.thumbnail]
     if not faces:
         return "—"
-    return format_html_join(
+    thumbnails = format_html_join(
         "",
         '<a href="{}" title="face {}: {}% fake"><img src="{}" alt="face {}" '
-        'style="height:64px;width:64px;object-fit:cover;margin:0 4px 4px 0;border-radius:4px"></a>',
+        'style="height:48px;width:48px;object-fit:cover;margin:0 4px 0 0;border-radius:4px"></a>',
         (
             (
                 reverse("face_thumbnail", args=[item.pk, face.pk]),
-                face.track,
+                face.track + 1,
                 face.fake_percent,
                 reverse("face_thumbnail", args=[item.pk, face.pk]),
-                face.track,
+                face.track + 1,
             )
-            for face in faces
-            if face.thumbnail
+            for face in faces[:QUEUE_FACES_SHOWN]
         ),
     )
+    more = len(faces) - QUEUE_FACES_SHOWN
+    extra = format_html(' <span class="quiet">+{}</span>', more) if more > 0 else ""
+    return format_html('<span style="white-space:nowrap">{}{}</span>', thumbnails, extra)
 
 
 class FaceInline(admin.TabularInline):
@@ -85,11 +93,26 @@ class ReviewInline(admin.TabularInline):
 
 
 class ReviewStateFilter(admin.SimpleListFilter):
+    """The queue opens on the items still waiting for a decision; "All" is one click away."""
+
     title = "review"
     parameter_name = "review"
+    ALL = "all"
 
     def lookups(self, request, model_admin):
-        return [("none", "Not reviewed yet"), *Review.Decision.choices]
+        return [("none", "Not reviewed yet"), *Review.Decision.choices, (self.ALL, "All")]
+
+    def value(self):
+        return super().value() or "none"
+
+    def choices(self, changelist):
+        # Django's own "All" entry would mean "no parameter", which here is "Not reviewed yet".
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
 
     def queryset(self, request, queryset):
         if self.value() == "none":
@@ -100,25 +123,23 @@ class ReviewStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReasonFilter(admin.SimpleListFilter):
-    title = "flagged because"
-    parameter_name = "reason"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("likely_fake", f"fake probability ≥ {settings.REVIEW_THRESHOLD:.0%}"),
-            (
-                "uncertain",
-                f"uncertain ({settings.UNCERTAIN_LOW:.0%}–{settings.UNCERTAIN_HIGH:.0%} or flagged)",
-            ),
-        ]
-
-    def queryset(self, request, queryset):
-        if self.value() == "likely_fake":
-            return queryset.filter(fake_probability__gte=settings.REVIEW_THRESHOLD)
-        if self.value() == "uncertain":
-            return queryset.exclude(fake_probability__gte=settings.REVIEW_THRESHOLD)
-        return queryset
+def verdict_html(item: Item) -> str:
+    """The model's verdict as the owner's page states it: label, score, strength or reasons."""
+    if not item.verdict:
+        return "—"
+    score = "" if item.fake_percent is None else f" {item.fake_percent}%"
+    detail = ""
+    if item.verdict == Item.Verdict.UNCERTAIN:
+        detail = "; ".join(r.get("code", "") for r in item.uncertain_reasons)
+    elif item.strength:
+        detail = item.strength.get("level", "")
+    return format_html(
+        '<strong class="verdict-{}">{}</strong>{}<br><span class="quiet">{}</span>',
+        item.verdict,
+        item.get_verdict_display(),
+        score,
+        detail,
+    )
 
 
 @admin.register(Item)
@@ -132,7 +153,7 @@ class ItemAdmin(admin.ModelAdmin):
         "fake_percent_display",
         "created_at",
     )
-    list_filter = ("status", "kind", "verdict", "uncertain")
+    list_filter = ("status", "kind", "verdict")
     search_fields = ("original_name", "sha256", "owner__username")
     date_hierarchy = "created_at"
     inlines = [FaceInline, ReviewInline]
@@ -152,18 +173,9 @@ class ItemAdmin(admin.ModelAdmin):
 
 @admin.register(FlaggedItem)
 class ReviewQueueAdmin(ItemAdmin):
-    list_display = (
-        "original_name",
-        "faces_preview",
-        "fake_percent_display",
-        "uncertain",
-        "verdict",
-        "kind",
-        "latest_decision",
-        "owner",
-        "created_at",
-    )
-    list_filter = (ReviewStateFilter, ReasonFilter, "kind", "verdict")
+    # Few, narrow columns: the queue must fit a 1,400 px screen beside Django's navigation and filters.
+    list_display = ("item_summary", "faces_preview", "model_verdict", "latest_decision")
+    list_filter = (ReviewStateFilter, "verdict", "kind")
     ordering = ("-fake_probability", "-created_at")
     actions = ["confirm_fake", "overturn_real", "mark_unclear"]
 
@@ -183,10 +195,24 @@ class ReviewQueueAdmin(ItemAdmin):
     def faces_preview(self, item: Item) -> str:
         return face_thumbnails_html(item)
 
+    @admin.display(description="item", ordering="created_at")
+    def item_summary(self, item: Item) -> str:
+        return format_html(
+            '<span style="overflow-wrap:anywhere">{}</span><br><span class="quiet">{} · {} · {}</span>',
+            item.original_name,
+            item.owner,
+            item.get_kind_display(),
+            date_format(localtime(item.created_at), "SHORT_DATETIME_FORMAT"),
+        )
+
+    @admin.display(description="model verdict", ordering="fake_probability")
+    def model_verdict(self, item: Item) -> str:
+        return verdict_html(item)
+
     @admin.display(description="review")
     def latest_decision(self, item: Item) -> str:
-        reviews = sorted(item.reviews.all(), key=lambda r: r.created_at, reverse=True)
-        return reviews[0].get_decision_display() if reviews else "not reviewed"
+        review = item.latest_review
+        return review.get_decision_display() if review else "not reviewed"
 
     def _review_action(self, request: HttpRequest, queryset: QuerySet, decision: str) -> HttpResponse | None:
         """Two steps like Django's delete action: first a page asking for a note, then the decision."""
@@ -240,3 +266,18 @@ class ReviewAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # decisions are an audit trail
+
+    # Nor can one be deleted here. has_delete_permission stays True on purpose: Django asks it of every
+    # related object when an *item* is deleted, and an item's deletion must still take its reviews along.
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None) -> HttpResponse:
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), "show_delete": False}
+        )
+
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None) -> HttpResponse:
+        raise PermissionDenied("Review decisions are an audit trail and cannot be deleted.")

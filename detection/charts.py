@@ -15,8 +15,9 @@ def _format_time(seconds: float) -> str:
     return f"{int(minutes)}:{secs:04.1f}" if minutes else f"{secs:.1f}s"
 
 
-def timeline_svg(timeline: list[dict], threshold: float = 0.5) -> SafeString:
-    """Line chart: x = time in the video, y = fake probability, with the decision threshold dashed."""
+def timeline_svg(timeline: list[dict], threshold: float = 0.5, clip_score: float | None = None) -> SafeString:
+    """Line chart: x = time in the video, y = fake probability, with the decision threshold dashed and
+    the clip's own score (what the verdict is formed from) as a solid line, so both stories are in view."""
     points = []
     for entry in timeline:
         try:
@@ -60,6 +61,11 @@ def timeline_svg(timeline: list[dict], threshold: float = 0.5) -> SafeString:
         f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}" '
         f'class="threshold"><title>decision threshold {threshold * 100:.0f}%</title></line>'
     )
+    if clip_score is not None:
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(clip_score):.1f}" y2="{y(clip_score):.1f}" '
+            f'class="clip-score"><title>clip score {clip_score * 100:.1f}%</title></line>'
+        )
     polyline = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p, _ in points)
     parts.append(f'<polyline points="{polyline}" class="series"/>')
     # Individual markers with tooltips only while they stay readable.

@@ -211,14 +211,23 @@ class HistoryFilterForm(forms.Form):
         data = self.cleaned_data
         if data["q"]:
             items = items.filter(original_name__icontains=data["q"])
-        for name in ("verdict", "kind", "status"):
+        if data["verdict"]:
+            # What the owner is shown is what they filter by: a reviewer's decision counts.
+            items = items.with_shown_verdict().filter(verdict_shown=data["verdict"])
+        for name in ("kind", "status"):
             if data[name]:
                 items = items.filter(**{name: data[name]})
         return items
 
 
 class ReviewNoteForm(forms.Form):
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 60}))
+    # The owner reads the note beside the decision, so a decision without one is refused.
+    note = forms.CharField(
+        required=True,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60, "required": True}),
+        error_messages={"required": "Write a note: the owner sees it beside the decision."},
+    )
 
 
 class SignUpForm(UserCreationForm):

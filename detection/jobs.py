@@ -77,7 +77,7 @@ def reset_for_analysis(item: Item) -> bool:
             attempts=0,
             verdict="",
             fake_probability=None,
-            uncertain=False,
+            uncertain_reasons=[],
             model_version="",
             result=None,
             enqueued_at=timezone.now(),
@@ -254,7 +254,7 @@ def store_result(item_id: Any, result: dict, artifacts_path: Path) -> Item:
         item.result = result
         item.verdict = verdict
         item.fake_probability = None if probability is None else float(probability)
-        item.uncertain = bool(result.get("uncertain", False))
+        item.uncertain_reasons = list(result.get("uncertain_reasons") or [])
         item.model_version = str(result.get("model", ""))[:128]
         item.status = Item.Status.DONE
         item.stage = "done"

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, OuterRef, Subquery, Value, When
 from django.urls import reverse
 
 
@@ -31,11 +31,19 @@ class ItemQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def flagged(self) -> ItemQuerySet:
-        """Finished items that need a human look: likely fake, or too close to call."""
-        return self.filter(status=Item.Status.DONE).filter(
-            Q(fake_probability__gte=settings.REVIEW_THRESHOLD)
-            | Q(fake_probability__gte=settings.UNCERTAIN_LOW, fake_probability__lte=settings.UNCERTAIN_HIGH)
-            | Q(uncertain=True)
+        """Finished items that need a human look: every FAKE and every UNCERTAIN verdict of the model."""
+        return self.filter(status=Item.Status.DONE, verdict__in=[Item.Verdict.FAKE, Item.Verdict.UNCERTAIN])
+
+    def with_shown_verdict(self) -> ItemQuerySet:
+        """Annotate `verdict_shown`: the newest review's verdict where there is one, else the model's
+        (the same rule as Item.shown_verdict, in SQL so history can filter on it)."""
+        latest = Review.objects.filter(item=OuterRef("pk")).order_by("-created_at").values("decision")[:1]
+        return self.annotate(latest_decision=Subquery(latest)).annotate(
+            verdict_shown=Case(
+                *(When(latest_decision=d, then=Value(v)) for d, v in REVIEW_VERDICT.items()),
+                default=F("verdict"),
+                output_field=models.CharField(),
+            )
         )
 
 
@@ -53,8 +61,10 @@ class Item(models.Model):
         FAILED = "failed", "Failed"
 
     class Verdict(models.TextChoices):
+        # The values are ml.verdict.VERDICTS; the rule that picks one lives there.
         REAL = "real", "REAL"
         FAKE = "fake", "FAKE"
+        UNCERTAIN = "uncertain", "UNCERTAIN"
         NO_FACE = "no_face", "NO FACE FOUND"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -74,9 +84,13 @@ class Item(models.Model):
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
 
-    verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
+    verdict = models.CharField(
+        max_length=16, choices=Verdict.choices, blank=True, help_text="The model's verdict (ml.verdict)"
+    )
     fake_probability = models.FloatField(null=True, blank=True)
-    uncertain = models.BooleanField(default=False)
+    uncertain_reasons = models.JSONField(
+        default=list, blank=True, help_text="Why the verdict is UNCERTAIN: [{code, text}, ...]"
+    )
     model_version = models.CharField(max_length=128, blank=True)
     result = models.JSONField(null=True, blank=True)
 
@@ -125,8 +139,72 @@ class Item(models.Model):
         return float((self.result or {}).get("threshold", 0.5))
 
     @property
+    def clip_summary(self) -> dict | None:
+        """How a video's score is formed: the clip model's reading of its most suspicious face track,
+        beside the median of that track's per-frame scores (what the chart shows)."""
+        faces = [f for f in (self.result or {}).get("faces") or [] if f.get("frame_probabilities")]
+        if self.kind != self.Kind.VIDEO or not faces:
+            return None
+        top = max(faces, key=lambda f: f["fake_probability"])
+        frames = sorted(top["frame_probabilities"])
+        middle = len(frames) // 2
+        median = frames[middle] if len(frames) % 2 else (frames[middle - 1] + frames[middle]) / 2
+        return {
+            "face": int(top.get("track", 0)) + 1,
+            "faces": len(faces),
+            "frames": len(frames),
+            "score_percent": round(top["fake_probability"] * 100, 1),
+            "frame_median_percent": round(median * 100, 1),
+        }
+
+    @property
     def latest_review(self) -> Review | None:
-        return self.reviews.order_by("-created_at").first()
+        """The newest decision (reviews are ordered newest first; a prefetch of them is reused)."""
+        return next(iter(self.reviews.all()), None)
+
+    @property
+    def shown_verdict(self) -> str:
+        """What the owner is told: a reviewer's decision overrides the model's verdict."""
+        review = self.latest_review
+        return REVIEW_VERDICT[review.decision] if review else self.verdict
+
+    @property
+    def shown_verdict_display(self) -> str:
+        return self.Verdict(self.shown_verdict).label if self.shown_verdict else ""
+
+    @property
+    def uncertain(self) -> bool:
+        """The model's verdict is UNCERTAIN (the API's and the report's `uncertain` field)."""
+        return self.verdict == self.Verdict.UNCERTAIN
+
+    @property
+    def strength(self) -> dict | None:
+        """{"level": weak|moderate|strong, "chance": ...} of a decided verdict (ml.verdict.strength)."""
+        return (self.result or {}).get("strength")
+
+    @property
+    def lean(self) -> str:
+        """The side of the threshold the score is on, also for an UNCERTAIN verdict."""
+        return (self.result or {}).get("lean") or ""
+
+    @property
+    def known_limits(self) -> list[dict]:
+        return (self.result or {}).get("known_limits") or []
+
+    @property
+    def score_scale(self) -> dict | None:
+        """Percent positions for the page's 0-100 % scale: the score, the threshold and the card's band."""
+        band = (self.result or {}).get("uncertain_band")
+        if self.fake_probability is None or not band:
+            return None
+        low, high = (round(float(b) * 100, 1) for b in band)
+        return {
+            "marker": self.fake_percent,
+            "threshold": round(self.threshold * 100, 1),
+            "band_low": low,
+            "band_high": high,
+            "band_width": round(high - low, 1),
+        }
 
 
 class Face(models.Model):
@@ -172,6 +250,14 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_decision_display()} by {self.reviewer} on {self.created_at:%Y-%m-%d}"
+
+
+# What each review decision tells the owner, as a verdict.
+REVIEW_VERDICT = {
+    Review.Decision.CONFIRM_FAKE: Item.Verdict.FAKE,
+    Review.Decision.OVERTURN_REAL: Item.Verdict.REAL,
+    Review.Decision.UNCLEAR: Item.Verdict.UNCERTAIN,
+}
 
 
 class FlaggedItem(Item):

@@ -23,7 +23,11 @@ from .models import Item
 REPORT_VERSION = 1
 # Faces shown in the PDF: two rows of four keeps the page to one sheet whatever the item holds.
 PDF_MAX_FACES = 8
-VERDICT_COLOURS = {"fake": colors.HexColor("#b3261e"), "real": colors.HexColor("#1e6b35")}
+VERDICT_COLOURS = {
+    "fake": colors.HexColor("#b3261e"),
+    "real": colors.HexColor("#1e6b35"),
+    "uncertain": colors.HexColor("#b45309"),
+}
 
 
 def _iso(moment) -> str | None:
@@ -54,6 +58,7 @@ def report_data(item: Item) -> dict[str, Any]:
             "verdict_display": item.get_verdict_display() if item.verdict else None,
             "fake_probability": item.fake_probability,
             "uncertain": item.uncertain,
+            "uncertain_reasons": item.uncertain_reasons,
             "threshold": item.threshold if item.result else None,
             "model_version": item.model_version or None,
             "finished_at": _iso(item.finished_at),

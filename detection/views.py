@@ -141,13 +141,17 @@ def item_detail(request: HttpRequest, item_id) -> HttpResponse:
         "item": item,
         "faces": faces,
         "review": _latest_review_for_owner(item),
-        "timeline_svg": timeline_svg(item.timeline, item.threshold) if item.kind == Item.Kind.VIDEO else "",
+        "timeline_svg": timeline_svg(item.timeline, item.threshold, item.fake_probability)
+        if item.kind == Item.Kind.VIDEO
+        else "",
         "status_url": reverse("item_status", args=[item.pk]),
     }
     return render(request, "detection/item_detail.html", context)
 
 
 def status_payload(item: Item) -> dict:
+    """`verdict` is what the owner is told (a reviewer's decision first); `model_verdict` the model's."""
+    review = item.latest_review
     return {
         "id": str(item.pk),
         "status": item.status,
@@ -155,8 +159,20 @@ def status_payload(item: Item) -> dict:
         "stage": item.stage,
         "progress": item.progress,
         "error": item.error,
-        "verdict": item.verdict,
-        "verdict_display": item.get_verdict_display() if item.verdict else "",
+        "verdict": item.shown_verdict,
+        "verdict_display": item.shown_verdict_display,
+        "model_verdict": item.verdict,
+        "model_verdict_display": item.get_verdict_display() if item.verdict else "",
+        "uncertain_reasons": item.uncertain_reasons,
+        "strength": item.strength,
+        "review": None
+        if review is None
+        else {
+            "decision": review.decision,
+            "decision_display": review.get_decision_display(),
+            "note": review.note,
+            "reviewed_at": review.created_at.isoformat(),
+        },
         "fake_probability": item.fake_probability,
         "finished": item.is_finished,
     }

@@ -178,11 +178,8 @@ MAX_FILES_PER_UPLOAD = env_int("MAX_FILES_PER_UPLOAD", 20)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 
-# The admin review queue lists finished items whose fake probability is at least REVIEW_THRESHOLD,
-# or lies inside the uncertain band [UNCERTAIN_LOW, UNCERTAIN_HIGH], or that the pipeline flagged.
-REVIEW_THRESHOLD = env_float("REVIEW_THRESHOLD", 0.8)
-UNCERTAIN_LOW = env_float("UNCERTAIN_LOW", 0.4)
-UNCERTAIN_HIGH = env_float("UNCERTAIN_HIGH", 0.6)
+# The admin review queue lists every finished item the model called FAKE or UNCERTAIN; the threshold and
+# the uncertain band are the model card's (ml.verdict), not settings.
 
 HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
 

@@ -180,9 +180,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else:
                 p = result["fake_probability"]
                 pct = "" if p is None else f" ({100 * p:.1f}% fake)"
+                why = ", ".join(r["code"] for r in result.get("uncertain_reasons", []))
                 print(
-                    f"{name}: {result['verdict'].upper()}{pct}, {len(result['faces'])} face(s), "
-                    f"{result['model']}, {result['seconds']:.2f}s"
+                    f"{name}: {result['verdict'].upper()}{pct}{f' [{why}]' if why else ''}, "
+                    f"{len(result['faces'])} face(s), {result['model']}, {result['seconds']:.2f}s"
                 )
     return status
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ml.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_split
 from ml.errors import MediaError
-from ml.metrics import classification_report, write_roc_png
+from ml.metrics import classification_report, selective_report, write_roc_png
 from ml.pipeline import Analyser
 
 
@@ -100,7 +100,7 @@ def evaluate_folder(
         items = [(p, y) for p, y in items if not p.name.startswith(exclude)]
     if only:
         items = [(p, y) for p, y in items if p.name.startswith(only)]
-    labels, probs, rows, seconds, no_face, errors = [], [], [], [], 0, 0
+    labels, probs, abstained, rows, seconds, no_face, errors = [], [], [], [], [], 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for path, label in items:
             src = path
@@ -120,6 +120,7 @@ def evaluate_folder(
                 p = 0.0
             labels.append(label)
             probs.append(p)
+            abstained.append(result["verdict"] == "uncertain")
             seconds.append(result["seconds"])
             rows.append(
                 {
@@ -127,12 +128,16 @@ def evaluate_folder(
                     "label": label,
                     "fake_probability": p,
                     "verdict": result["verdict"],
+                    "uncertain_reasons": [r["code"] for r in result.get("uncertain_reasons", [])],
                     "seconds": result["seconds"],
                 }
             )
     is_video = any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in items)
     card = analyser.deciding_card(is_video)
     report = classification_report(np.array(labels), np.array(probs), threshold=card.threshold)
+    report["selective"] = selective_report(
+        np.array(labels), np.array(probs), np.array(abstained), card.threshold
+    )
     report.update(
         {
             "no_face": no_face,
@@ -167,8 +172,21 @@ def format_report(report: dict) -> str:
         f"               real  {c['tn']:5d} {c['fp']:5d}",
         f"               fake  {c['fn']:5d} {c['tp']:5d}",
         f"mean seconds   {report['mean_seconds']:.3f} per file",
+        *format_selective(report["selective"]),
     ]
     return "\n".join(lines)
+
+
+def format_selective(selective: dict) -> list[str]:
+    """The risk-coverage lines: what abstaining on the most uncertain files buys."""
+    curve = "  ".join(f"{float(c):.0%} {a:.3f}" for c, a in selective["risk_coverage"].items())
+    return [
+        f"decided        {selective['decided_share']:.1%} of files (the rest UNCERTAIN), "
+        f"accuracy {selective['decided_accuracy']:.4f} on them",
+        f"acc @ 80% cov  {selective['accuracy_at_80']:.4f} (the 20% most uncertain files abstained)",
+        f"conf. wrong    {selective['confidently_wrong']:.1%} of files (wrong and not UNCERTAIN)",
+        f"risk-coverage  accuracy at coverage  {curve}",
+    ]
 
 
 def report_json(report: dict) -> str:

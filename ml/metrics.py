@@ -45,6 +45,65 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
     return float(ece)
 
 
+def verdict_confidence(probs: np.ndarray, threshold: float, abstained: np.ndarray) -> np.ndarray:
+    """How sure each verdict is, for ranking: the distance of the score from the threshold, with every
+    abstained (UNCERTAIN) item ranked below every decided one."""
+    probs = np.asarray(probs, dtype=float)
+    return np.abs(probs - threshold) - np.asarray(abstained, dtype=float)
+
+
+def risk_coverage(
+    labels: np.ndarray, probs: np.ndarray, confidence: np.ndarray, threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """(coverage, accuracy): keeping the k most confident items for k = 1..n, the share kept and the
+    accuracy on them (El-Yaniv and Wiener, 2010). Ties keep their input order."""
+    labels = np.asarray(labels).astype(int)
+    correct = (np.asarray(probs, dtype=float) >= threshold).astype(int) == labels
+    order = np.argsort(-np.asarray(confidence, dtype=float), kind="stable")
+    kept = np.arange(1, len(labels) + 1)
+    return kept / len(labels), np.cumsum(correct[order]) / kept
+
+
+def accuracy_at_coverage(
+    labels: np.ndarray, probs: np.ndarray, confidence: np.ndarray, coverage: float, threshold: float = 0.5
+) -> float:
+    """Accuracy on the most confident `coverage` share of the items (at least one item)."""
+    covered, accuracy = risk_coverage(labels, probs, confidence, threshold)
+    k = max(1, int(np.ceil(coverage * len(covered) - 1e-9)))
+    return float(accuracy[k - 1])
+
+
+def confidently_wrong_share(
+    labels: np.ndarray, probs: np.ndarray, abstained: np.ndarray, threshold: float = 0.5
+) -> float:
+    """Share of all items whose verdict is wrong although it was not UNCERTAIN."""
+    labels = np.asarray(labels).astype(int)
+    wrong = (np.asarray(probs, dtype=float) >= threshold).astype(int) != labels
+    return float(np.mean(wrong & ~np.asarray(abstained, dtype=bool))) if len(labels) else 0.0
+
+
+def selective_report(
+    labels: np.ndarray, probs: np.ndarray, abstained: np.ndarray, threshold: float = 0.5
+) -> dict:
+    """What the UNCERTAIN verdict buys: accuracy on the decided items, accuracy at 80 % coverage, the
+    share of confidently wrong verdicts and the risk-coverage curve at every tenth."""
+    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
+    abstained = np.asarray(abstained, dtype=bool)
+    confidence = verdict_confidence(probs, threshold, abstained)
+    decided = ~abstained
+    correct = (probs >= threshold).astype(int) == labels
+    levels = [round(c / 10, 1) for c in range(1, 11)]
+    return {
+        "decided_share": float(decided.mean()) if len(labels) else 0.0,
+        "decided_accuracy": float(correct[decided].mean()) if decided.any() else float("nan"),
+        "accuracy_at_80": accuracy_at_coverage(labels, probs, confidence, 0.8, threshold),
+        "confidently_wrong": confidently_wrong_share(labels, probs, abstained, threshold),
+        "risk_coverage": {
+            str(c): accuracy_at_coverage(labels, probs, confidence, c, threshold) for c in levels
+        },
+    }
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature T minimising validation log-loss of sigmoid(logit / T) (Guo et al., 2017)."""
     logits = np.asarray(logits, dtype=np.float64)

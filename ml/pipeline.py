@@ -26,6 +26,7 @@ from ml.onnx_embedder import make_onnx_embedder
 from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
 from ml.transforms import to_tensor
+from ml.verdict import FaceEvidence
 
 Progress = Callable[[str, float], None]
 DEFAULT_FRAMES = 32
@@ -204,18 +205,24 @@ class Analyser:
         prob: float | None,
         faces: list[dict],
         timeline: list[dict],
+        evidence: list[FaceEvidence] = (),
     ) -> dict:
         rule = card.verdict_rule()
+        # The one call that weighs the doubts (ml.verdict); embeddings, when given, are the image model's.
+        judgement = rule.judge(evidence, self.image_card.embedding_stats)
+        for face, reasons in zip(faces, judgement.face_reasons, strict=True):
+            face["uncertain_reasons"] = [r.as_dict() for r in reasons]
         return {
             "path": str(path),
             "kind": kind,
-            "verdict": rule.verdict(prob),
+            **judgement.as_result(),
             "fake_probability": None if prob is None else round(float(prob), 4),
             "model": card.ref,
             "faces": faces,
             "timeline": timeline,
-            "uncertain": rule.is_uncertain(prob),
             "threshold": rule.threshold,
+            "uncertain_band": [rule.uncertain_low, rule.uncertain_high],
+            "known_limits": card.known_limits,
         }
 
     def _analyse_image(
@@ -238,8 +245,9 @@ class Analyser:
         self._timed("crop", time.perf_counter() - t)
         if self.clip is not None:
             probs, cams = self._clip_probs(crops, with_maps=artifacts_dir is not None and self.heatmaps)
+            views = [{}] * len(crops)
         else:
-            probs, cams = self._cnn_photo_probs(crops), [None] * len(crops)
+            (probs, views), cams = self._cnn_photo_probs(crops), [None] * len(crops)
         progress("writing results", 0.8)
         t = time.perf_counter()
         faces = []
@@ -248,17 +256,25 @@ class Analyser:
             face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir, cam))
             faces.append(face)
         self._timed("write", time.perf_counter() - t)
-        return self._result(path, "image", card, max(probs), faces, [])
+        evidence = [
+            FaceEvidence(p, box.w, box.h, crop, **view)
+            for box, crop, p, view in zip(boxes, crops, probs, views, strict=True)
+        ]
+        return self._result(path, "image", card, max(probs), faces, [], evidence)
 
-    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> list[float]:
-        """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit."""
+    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[dict]]:
+        """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit;
+        and per crop both views' probabilities and embeddings (what ml.uncertainty weighs)."""
         t = time.perf_counter()
         emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
         with torch.inference_mode():
-            logits = self.image_model.classify_embedding(emb).float().view(2, len(crops)).mean(0)
-            probs = self.image_card.calibrated(logits).cpu().tolist()
+            view_logits = self.image_model.classify_embedding(emb).float().view(2, len(crops))
+            probs = self.image_card.calibrated(view_logits.mean(0)).cpu().tolist()
+            view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
         self._timed("cnn", time.perf_counter() - t)
-        return probs
+        view_emb = emb.view(2, len(crops), -1).cpu().numpy()
+        views = [{"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)]
+        return probs, views
 
     def _clip_logits(self, crops: list[np.ndarray], with_maps: bool) -> tuple[np.ndarray, list]:
         t = time.perf_counter()
@@ -293,7 +309,8 @@ class Analyser:
         timeline = video_timeline(results, times)
         self._timed("write", time.perf_counter() - t)
         clip = max(tr.fake_probability for tr in results)
-        return self._result(path, "video", card, clip, faces, timeline)
+        evidence = [track_evidence(tr, embedding_of) for tr in results]
+        return self._result(path, "video", card, clip, faces, timeline, evidence)
 
     def _detect_video(self, path: Path, info: MediaInfo, progress: Progress):
         """Sampled frames -> face boxes (sparse detection), their crops, and (CNN path) their embeddings.
@@ -404,6 +421,16 @@ class Analyser:
         name = f"face_{tr.track.track_id}"
         face.update(self._write_artifacts(tr.crops[best], name, artifacts_dir, tr.cams.get(best)))
         return face
+
+
+def track_evidence(tr: TrackResult, embedding_of: dict[int, torch.Tensor]) -> FaceEvidence:
+    """What ml.verdict weighs for a track: its representative face, its frames' scores and (CNN path) the
+    image model's embedding of every frame."""
+    best = tr.track.representative_index(tr.cams or None)  # the face _video_face shows
+    box = tr.track.boxes[best]
+    rows = [embedding_of[id(b)] for b in tr.track.boxes if id(b) in embedding_of]
+    embeddings = torch.stack(rows).float().cpu().numpy() if rows else None
+    return FaceEvidence(tr.fake_probability, box.w, box.h, tr.crops[best], tr.frame_probs, (), embeddings)
 
 
 def calibrate(logits: np.ndarray, temperature: float) -> list[float]:

@@ -51,6 +51,11 @@ class ModelCard:
     uncertain_band: tuple[float, float] = (0.35, 0.65)
     probe: dict = field(default_factory=dict)  # clip: feature slice, l2, frames_per_track
     video_temperature: float = 1.0  # clip: calibrates a track's mean frame logit
+    # Mean, std and a high percentile of the training faces' embedding distances (ml.uncertainty's
+    # out-of-distribution check); image models only, empty in cards written before it existed.
+    embedding_stats: dict = field(default_factory=dict)
+    # What the model is known to miss, each {"what", "measured", "command"}: shown on the result page.
+    known_limits: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     created: str = ""

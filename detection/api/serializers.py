@@ -107,6 +107,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "verdict",
             "fake_probability",
             "uncertain",
+            "uncertain_reasons",
             "threshold",
             "model_version",
             "created_at",

@@ -39,7 +39,7 @@ def fake_result(artifacts_dir: Path, verdict: str = "fake") -> dict:
             }
         ],
         "timeline": [],
-        "uncertain": False,
+        "uncertain_reasons": [],
         "threshold": 0.5,
         "seconds": 0.1,
     }

@@ -26,19 +26,19 @@ def test_visible_to_owner_and_staff_only(make_item, user, other_user, staff_user
 
 
 @pytest.mark.parametrize(
-    ("probability", "uncertain", "flagged"),
+    ("verdict", "probability", "flagged"),
     [
-        (0.95, False, True),
-        (0.8, False, True),
-        (0.5, False, True),
-        (0.7, False, False),
-        (0.1, False, False),
-        (0.1, True, True),
-        (None, False, False),
+        ("fake", 0.95, True),
+        ("fake", 0.68, True),  # a FAKE verdict at 68 % never reached the queue before (threshold 0.8)
+        ("uncertain", 0.55, True),
+        ("uncertain", 0.1, True),  # uncertain for a reason other than the score
+        ("real", 0.1, False),
+        ("real", 0.3, False),
+        ("no_face", None, False),
     ],
 )
-def test_flagged_means_likely_fake_or_uncertain(make_item, probability, uncertain, flagged):
-    item = make_item(status=Item.Status.DONE, fake_probability=probability, uncertain=uncertain)
+def test_flagged_means_every_fake_and_every_uncertain_verdict(make_item, verdict, probability, flagged):
+    item = make_item(status=Item.Status.DONE, verdict=verdict, fake_probability=probability)
     assert (item in Item.objects.flagged()) is flagged
 
 

@@ -37,7 +37,7 @@ def done_item(make_item, **fields) -> Item:
         "status": Item.Status.DONE,
         "verdict": "fake",
         "fake_probability": 0.91,
-        "uncertain": True,
+        "uncertain_reasons": [{"code": "frames_disagree", "text": "stale reasons are dropped too"}],
         "model_version": "image-mobilenet_v2@1",
         "result": {"verdict": "fake", "timeline": []},
         "stage": "done",
@@ -63,10 +63,10 @@ def test_done_item_is_reset_and_published_to_its_queue(
     item.refresh_from_db()
     assert published == [(str(item.pk), "images")]
     assert item.status == Item.Status.QUEUED and item.attempts == 0 and item.progress == 0
-    assert (item.verdict, item.fake_probability, item.uncertain, item.model_version, item.result) == (
+    assert (item.verdict, item.fake_probability, item.uncertain_reasons, item.model_version, item.result) == (
         "",
         None,
-        False,
+        [],
         "",
         None,
     )

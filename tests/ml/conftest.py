@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,6 +17,13 @@ def media_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def face_jpg(media_dir) -> Path:
     return mf.write_image(media_dir / "astronaut.jpg", mf.astronaut())
+
+
+@pytest.fixture(scope="session")
+def tiny_face_jpg(media_dir) -> Path:
+    """The astronaut photo at a third of its size: her face is about 35 px across."""
+    small = cv2.resize(mf.astronaut(), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    return mf.write_image(media_dir / "tiny_face.jpg", small)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,18 @@ def test_predict_json_one_line_per_file_and_goes_on_after_a_bad_file(face_jpg, c
     assert proc.returncode == 1  # a file failed: scripts can tell
 
 
+def test_predict_json_says_uncertain_with_reasons_for_a_tiny_face(tiny_face_jpg):
+    proc = _run("predict", "--json", str(tiny_face_jpg))
+    (result,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert result["verdict"] == "uncertain", result
+    assert [r["code"] for r in result["uncertain_reasons"]] == ["face_too_small"]
+    assert result["lean"] in ("real", "fake") and 0 <= result["fake_probability"] <= 1
+    assert result["faces"][0]["uncertain_reasons"] == result["uncertain_reasons"]
+    assert result["uncertain_band"] == [0.35, 0.65] and result["known_limits"]
+    text = _run("predict", str(tiny_face_jpg)).stdout
+    assert "UNCERTAIN" in text and "face_too_small" in text
+
+
 def test_evaluate_prints_the_seeds_metrics(tmp_path, face_jpg, noface_png):
     for label, src in (("real", face_jpg), ("fake", noface_png)):
         (tmp_path / label).mkdir()
@@ -36,6 +48,7 @@ def test_evaluate_prints_the_seeds_metrics(tmp_path, face_jpg, noface_png):
     for metric in ("accuracy", "precision", "recall", "f1", "log_loss", "roc_auc", "confusion"):
         assert metric in proc.stdout
     assert "no face: 1" in proc.stdout
+    assert "acc @ 80% cov" in proc.stdout and "risk-coverage" in proc.stdout and "conf. wrong" in proc.stdout
     assert (tmp_path / "roc.png").exists()
 
 

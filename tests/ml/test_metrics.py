@@ -3,8 +3,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.metrics import classification_report, expected_calibration_error, fit_temperature, write_roc_png
-from ml.verdict import VerdictRule
+from ml.metrics import (
+    accuracy_at_coverage,
+    classification_report,
+    confidently_wrong_share,
+    expected_calibration_error,
+    fit_temperature,
+    risk_coverage,
+    selective_report,
+    verdict_confidence,
+    write_roc_png,
+)
 
 
 def test_report_on_a_known_confusion():
@@ -34,8 +43,26 @@ def test_roc_png_is_written(tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 1000
 
 
-def test_verdict_rule():
-    rule = VerdictRule(threshold=0.5, uncertain_low=0.35, uncertain_high=0.65)
-    assert rule.verdict(None) == "no_face"
-    assert rule.verdict(0.49) == "real" and rule.verdict(0.5) == "fake"
-    assert rule.is_uncertain(0.4) and not rule.is_uncertain(0.9) and not rule.is_uncertain(None)
+def test_risk_coverage_keeps_the_most_confident_first():
+    labels = np.array([1, 0, 1, 0])
+    probs = np.array([0.95, 0.1, 0.45, 0.6])  # the two near the threshold are wrong
+    confidence = np.abs(probs - 0.5)
+    coverage, accuracy = risk_coverage(labels, probs, confidence)
+    assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert accuracy.tolist() == [1.0, 1.0, pytest.approx(2 / 3), 0.5]
+    assert accuracy_at_coverage(labels, probs, confidence, 0.5) == 1.0
+    assert accuracy_at_coverage(labels, probs, confidence, 1.0) == 0.5
+
+
+def test_uncertain_items_are_abstained_first_and_not_counted_as_confidently_wrong():
+    labels = np.array([1, 1, 0, 0, 1])
+    probs = np.array([0.99, 0.9, 0.05, 0.97, 0.2])  # item 3 confidently wrong; item 4 wrong but doubted
+    abstained = np.array([False, False, False, False, True])
+    confidence = verdict_confidence(probs, 0.5, abstained)
+    assert int(np.argmin(confidence)) == 4
+    assert confidently_wrong_share(labels, probs, abstained) == pytest.approx(1 / 5)
+    report = selective_report(labels, probs, abstained)
+    assert report["decided_share"] == pytest.approx(0.8)
+    assert report["decided_accuracy"] == pytest.approx(3 / 4)
+    assert report["accuracy_at_80"] == pytest.approx(3 / 4)
+    assert report["risk_coverage"]["1.0"] == pytest.approx(3 / 5)

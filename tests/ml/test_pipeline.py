@@ -20,6 +20,20 @@ def test_image_result_contract_and_artifacts(face_jpg, tmp_path):
     assert result["timeline"] == [] and result["seconds"] > 0
 
 
+def test_a_tiny_face_is_uncertain_because_it_is_too_small(tiny_face_jpg):
+    result = analyse(tiny_face_jpg)
+    assert result["verdict"] == "uncertain" and result["strength"] is None
+    assert [r["code"] for r in result["uncertain_reasons"]] == ["face_too_small"]
+    assert result["lean"] == ("fake" if result["fake_probability"] >= result["threshold"] else "real")
+
+
+def test_a_clear_photo_is_decided_with_a_strength(face_jpg):
+    result = analyse(face_jpg)
+    assert result["verdict"] in ("real", "fake") and result["uncertain_reasons"] == []
+    assert result["strength"]["level"] in ("weak", "moderate", "strong")
+    assert result["faces"][0]["uncertain_reasons"] == []
+
+
 def test_predictions_are_deterministic(face_jpg, face_video):
     for path in (face_jpg, face_video):
         a, b = analyse(path), analyse(path)
