@@ -43,6 +43,7 @@ from ml.loso import (
     RowResult,
     auc_or_nan,
     format_table,
+    known_limits,
     score_row,
     split_row,
     summary_line,
@@ -137,7 +138,12 @@ def record_in_card(results, config: Path) -> None:
             {"row": r.row, "auc": round(r.auc, 4), "fakes": r.n_fake, "reals": r.n_real} for r in results
         ],
     }
-    record_metrics(default_ref("clip"), "loso", {"table": report["rows"], "config": report["config"]})
+    record_metrics(
+        default_ref("clip"),
+        "loso",
+        {"table": report["rows"], "config": report["config"], "summary": summary_line(results)},
+        known_limits=known_limits(results),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

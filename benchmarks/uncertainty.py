@@ -59,16 +59,7 @@ def face_rows(analyser: Analyser, files: list[tuple[Path, int]]) -> list[dict]:
 
 
 def embedding_stats(rows: list[dict], percentile: int) -> dict:
-    embeddings = np.stack([r["embedding"] for r in rows])
-    mean, std = embeddings.mean(0), embeddings.std(0)
-    distances = [u.embedding_distance(e, mean, std) for e in embeddings]
-    return {
-        "mean": [round(float(v), 5) for v in mean],
-        "std": [round(float(v), 5) for v in std],
-        "max_distance": round(float(np.percentile(distances, percentile)), 4),
-        "percentile": percentile,
-        "faces": len(rows),
-    }
+    return u.training_stats(np.stack([r["embedding"] for r in rows]), percentile)
 
 
 def percentiles(values: list[float]) -> dict[int, float]:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ml.clip_encoder import ClipEncoder, feature_rows
-from ml.probe import LinearProbe
+from ml.probe import LinearProbe, select
 
 PATCH_GRID = 14
 
@@ -25,6 +25,7 @@ PATCH_GRID = 14
 class ClipScores:
     logits: np.ndarray  # one raw probe logit per crop
     maps: list[np.ndarray | None]  # a [0, 1] patch map per crop when asked for
+    features: np.ndarray  # what the probe read (for the out-of-distribution check against the card)
 
 
 class ClipDetector:
@@ -36,9 +37,10 @@ class ClipDetector:
 
     def score(self, crops: list[np.ndarray], with_maps: bool = False) -> ClipScores:
         embeds, tokens = self.encoder.encode_tokens(crops)
-        logits = self.probe.logits(feature_rows(embeds, tokens))
+        rows = feature_rows(embeds, tokens)
         maps = [self.patch_map(t) if with_maps else None for t in tokens]
-        return ClipScores(logits, maps)
+        features = select(rows, self.probe.feature, self.probe.l2).astype(np.float32)
+        return ClipScores(self.probe.logits(rows), maps, features)
 
     def patch_map(self, tokens: np.ndarray) -> np.ndarray | None:
         """A (224, 224) map in [0, 1] of the probe's logit on each patch token; None for non-CLS probes."""

@@ -44,6 +44,39 @@ VIDEO_ROWS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What each row's held-out fakes are, in words a user of the result page reads.
+ROW_WORDS: dict[str, str] = {
+    "lfw_faceswap": "classic landmark-warp face swaps on still photos",
+    "stylegan_wfir": "StyleGAN2 faces (whichfaceisreal)",
+    "stylegan_rof": "StyleGAN2 faces (thispersondoesnotexist, 2025)",
+    "genphotos": "studio portraits from a second face generator",
+    "dfdc_photos": "DFDC face-swap crops",
+    "all_gan_photos": "generated (GAN) faces, when no generator is in training",
+    "ffpp_c40_Deepfakes": "FaceForensics++ Deepfakes swaps (heavily compressed)",
+    "ffpp_c40_Face2Face": "FaceForensics++ Face2Face expression reenactment (heavily compressed)",
+    "ffpp_c40_FaceSwap": "FaceForensics++ FaceSwap (heavily compressed)",
+    "ffpp_c40_NeuralTextures": "FaceForensics++ NeuralTextures mouth re-rendering (heavily compressed)",
+    "ffpp_c23": "FaceForensics++ manipulations at light compression",
+    "dfdc": "DFDC video face swaps",
+    "dfl": "DeepFaceLive real-time face swaps on streamers",
+    "dreamtalk": "audio-driven talking heads (DreamTalk, diffusion)",
+}
+
+
+def known_limits(results: Sequence[RowResult], below: float = 0.70) -> list[dict[str, str]]:
+    """The rows a model is known to miss (held-out AUC under `below`), worst first, for its card."""
+    weak = sorted((r for r in results if r.auc < below and r.row in ROW_WORDS), key=lambda r: r.auc)
+    return [
+        {
+            "what": f"Fakes of a kind it never saw: {ROW_WORDS[r.row]}.",
+            "measured": f"Held-out ROC AUC {r.auc:.2f} when left out of training ({r.n_fake} fakes, "
+            f"{r.n_real} real).",
+            "command": "python -m benchmarks.loso --quick",
+        }
+        for r in weak
+    ]
+
+
 @dataclass(frozen=True)
 class RowResult:
     row: str

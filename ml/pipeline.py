@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from ml.clip_model import ClipScores
 from ml.errors import MissingWeightsError
 from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
 from ml.features import track_steps
@@ -53,6 +54,7 @@ class TrackResult:
     frame_probs: list[float] = field(default_factory=list)
     fake_probability: float = 0.0
     scored_steps: list[int] = field(default_factory=list)  # which crops frame_probs are of
+    features: np.ndarray | None = None  # CLIP path: the probe's input for each scored frame
     cams: dict[int, np.ndarray] = field(default_factory=dict)  # step -> the deciding model's map
 
     @property
@@ -208,8 +210,9 @@ class Analyser:
         evidence: list[FaceEvidence] = (),
     ) -> dict:
         rule = card.verdict_rule()
-        # The one call that weighs the doubts (ml.verdict); embeddings, when given, are the image model's.
-        judgement = rule.judge(evidence, self.image_card.embedding_stats)
+        # The one call that weighs the doubts (ml.verdict). Embeddings are the deciding model's (the CLIP
+        # probe's input) or, on the CNN path, the image model's, whose card holds their statistics.
+        judgement = rule.judge(evidence, card.embedding_stats or self.image_card.embedding_stats)
         for face, reasons in zip(faces, judgement.face_reasons, strict=True):
             face["uncertain_reasons"] = [r.as_dict() for r in reasons]
         return {
@@ -244,8 +247,8 @@ class Analyser:
         crops = [crop_face(rgb, b, size) for b in boxes]
         self._timed("crop", time.perf_counter() - t)
         if self.clip is not None:
-            probs, cams = self._clip_probs(crops, with_maps=artifacts_dir is not None and self.heatmaps)
-            views = [{}] * len(crops)
+            probs, cams, features = self._clip_probs(crops, artifacts_dir is not None and self.heatmaps)
+            views = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
         else:
             (probs, views), cams = self._cnn_photo_probs(crops), [None] * len(crops)
         progress("writing results", 0.8)
@@ -276,16 +279,16 @@ class Analyser:
         views = [{"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)]
         return probs, views
 
-    def _clip_logits(self, crops: list[np.ndarray], with_maps: bool) -> tuple[np.ndarray, list]:
+    def _clip_scores(self, crops: list[np.ndarray], with_maps: bool) -> ClipScores:
         t = time.perf_counter()
         scores = self.clip.score(crops, with_maps=with_maps)
         self._timed("clip", time.perf_counter() - t)
-        return scores.logits, scores.maps
+        return scores
 
-    def _clip_probs(self, crops: list[np.ndarray], with_maps: bool) -> tuple[list[float], list]:
-        """The CLIP probe's calibrated probability per crop, and its patch map when asked for."""
-        logits, maps = self._clip_logits(crops, with_maps)
-        return calibrate(logits, self.clip_card.temperature), maps
+    def _clip_probs(self, crops: list[np.ndarray], with_maps: bool) -> tuple[list[float], list, np.ndarray]:
+        """The CLIP probe's calibrated probability per crop, its patch map when asked for, its features."""
+        scores = self._clip_scores(crops, with_maps)
+        return calibrate(scores.logits, self.clip_card.temperature), scores.maps, scores.features
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
@@ -393,11 +396,13 @@ class Analyser:
         for tr in results:
             tr.scored_steps = track_steps(len(tr.crops), per_track)
         crops = [tr.crops[i] for tr in results for i in tr.scored_steps]
-        logits, maps = self._clip_logits(crops, with_maps)
+        scores = self._clip_scores(crops, with_maps)
+        logits, maps = scores.logits, scores.maps
         offset = 0
         for tr in results:
             n = len(tr.scored_steps)
             track_logits = logits[offset : offset + n]
+            tr.features = scores.features[offset : offset + n]
             tr.frame_probs = calibrate(track_logits, self.clip_card.temperature)
             tr.fake_probability = calibrate(
                 np.array([track_logits.mean()]), self.clip_card.video_temperature
@@ -424,12 +429,12 @@ class Analyser:
 
 
 def track_evidence(tr: TrackResult, embedding_of: dict[int, torch.Tensor]) -> FaceEvidence:
-    """What ml.verdict weighs for a track: its representative face, its frames' scores and (CNN path) the
-    image model's embedding of every frame."""
+    """What ml.verdict weighs for a track: its representative face, its frames' scores and the deciding
+    model's features of its scored frames (CLIP path) or the image model's embedding of every frame."""
     best = tr.track.representative_index(tr.cams or None)  # the face _video_face shows
     box = tr.track.boxes[best]
     rows = [embedding_of[id(b)] for b in tr.track.boxes if id(b) in embedding_of]
-    embeddings = torch.stack(rows).float().cpu().numpy() if rows else None
+    embeddings = torch.stack(rows).float().cpu().numpy() if rows else tr.features
     return FaceEvidence(tr.fake_probability, box.w, box.h, tr.crops[best], tr.frame_probs, (), embeddings)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,10 +154,11 @@ def weights_path(card: ModelCard, directory: Path) -> Path:
     return directory / f"{card.stem}{'.npz' if card.task == 'clip' else '.pt'}"
 
 
-def record_metrics(ref: str, key: str, report: dict, directory: Path | None = None) -> None:
-    """Store an evaluation in a card (the weights, and so their SHA-256, are untouched)."""
+def record_metrics(ref: str, key: str, report: dict, directory: Path | None = None, **fields: object) -> None:
+    """Store an evaluation in a card, and any other card `fields` it implies (known_limits, say); the
+    weights, and so their SHA-256, are untouched."""
     directory = directory or registry_dir()
-    card = find_card(ref, directory)
+    card = replace(find_card(ref, directory), **fields)
     card.metrics[key] = {k: v for k, v in report.items() if k != "rows"}
     (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
 

@@ -21,8 +21,9 @@ import numpy as np
 from ml.dataset import CropSet, image_crops, inner_crop, video_crops
 from ml.features import EmbeddingStore, crop_set_items, fill, frame_key, photo_key, track_steps
 from ml.metrics import classification_report, fit_temperature
-from ml.probe import LinearProbe, fit_probe
+from ml.probe import LinearProbe, fit_probe, select
 from ml.registry import ModelCard, save_probe
+from ml.uncertainty import training_stats
 
 Log = Callable[[str], None]
 
@@ -189,6 +190,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
         "val_videos_uncalibrated_ece": classification_report(clip_labels, sigmoid(clip_logits))["ece"],
     }
     counts = {k: {"rows": len(f.y), "fake": int(f.y.sum())} for k, f in features.items()}
+    train_faces = np.concatenate([features[k].x for k in ("train_photos", "train_frames")])
     card = ModelCard(
         name=cfg.name,
         version=cfg.version or datetime.now(UTC).strftime("%Y%m%d%H%M"),
@@ -199,6 +201,8 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
         probe={"feature": cfg.feature, "l2": cfg.l2, "frames_per_track": cfg.frames_per_track},
         temperature=float(t_image),
         video_temperature=float(t_video),
+        # the out-of-distribution check reads the probe's input; statistics of every training face
+        embedding_stats=training_stats(select(train_faces, cfg.feature, cfg.l2)),
         metrics=metrics,
         training={"config": asdict(cfg), "data": str(data), "rows": counts},
         created=datetime.now(UTC).isoformat(timespec="seconds"),

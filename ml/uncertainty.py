@@ -157,6 +157,21 @@ def embedding_distance(embeddings: np.ndarray, mean: Sequence[float], std: Seque
     return float(np.median(np.sqrt(np.mean(((e - m) / s) ** 2, axis=1))))
 
 
+def training_stats(embeddings: np.ndarray, percentile: int = 99) -> dict:
+    """What a card stores for `out_of_distribution`: the training faces' mean, std and the `percentile` of
+    their own distances from that mean."""
+    embeddings = np.asarray(embeddings, dtype=float)
+    mean, std = embeddings.mean(0), embeddings.std(0)
+    distances = [embedding_distance(e, mean, std) for e in embeddings]
+    return {
+        "mean": [round(float(v), 5) for v in mean],
+        "std": [round(float(v), 5) for v in std],
+        "max_distance": round(float(np.percentile(distances, percentile)), 4),
+        "percentile": percentile,
+        "faces": len(embeddings),
+    }
+
+
 def out_of_distribution(embeddings: np.ndarray | None, stats: dict | None) -> Reason | None:
     """The face is unlike the training faces: its embedding (one row, or one per frame) lies farther from
     their mean than `stats["max_distance"]`, a high percentile of the training faces' own distances that

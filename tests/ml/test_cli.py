@@ -55,4 +55,7 @@ def test_evaluate_prints_the_seeds_metrics(tmp_path, face_jpg, noface_png):
 def test_models_lists_the_defaults():
     proc = _run("models")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("*") == 2
+    from ml.registry import default_refs
+
+    starred = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("*")}
+    assert starred == set(default_refs().values()) and {"image", "video", "clip"} <= set(default_refs())

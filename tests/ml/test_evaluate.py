@@ -19,6 +19,9 @@ class _FormatSensitive:
 
     image_card = video_card = SimpleNamespace(threshold=0.5, ref="format-sensitive@1")
 
+    def deciding_card(self, video: bool):
+        return self.image_card
+
     def analyse(self, path):
         p = 0.3 if "real" in Path(path).stem else 0.7
         if Path(path).suffix == ".webp":

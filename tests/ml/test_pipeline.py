@@ -11,7 +11,7 @@ def test_image_result_contract_and_artifacts(face_jpg, tmp_path):
     assert result["kind"] == "image"
     assert result["verdict"] in ("real", "fake")
     assert 0.0 <= result["fake_probability"] <= 1.0
-    assert result["model"] == get_analyser().image_card.ref
+    assert result["model"] == get_analyser().deciding_card(video=False).ref
     (face,) = result["faces"]
     assert face["box"][0] == pytest.approx(177, abs=15) and face["box"][1] == pytest.approx(56, abs=20)
     assert face["fake_probability"] == result["fake_probability"]
@@ -50,13 +50,15 @@ def test_no_face_photo(noface_png):
 def test_video_with_two_people_scores_each_track(two_face_video, tmp_path):
     stages = []
     result = analyse(two_face_video, artifacts_dir=tmp_path, progress=lambda s, f: stages.append((s, f)))
-    assert result["kind"] == "video" and result["model"] == get_analyser().video_card.ref
+    assert result["kind"] == "video" and result["model"] == get_analyser().deciding_card(video=True).ref
     assert len(result["faces"]) == 2
     assert {f["track"] for f in result["faces"]} == {0, 1}
     left, right = sorted(result["faces"], key=lambda f: f["box"][0])
     assert left["box"][0] + left["box"][2] < right["box"][0]  # two different people, not one twice
     assert result["fake_probability"] == max(f["fake_probability"] for f in result["faces"])
-    assert len(result["timeline"]) == 32
+    # the timeline holds every frame a face was scored on (all 32 on the CNN path, a few per track on CLIP's)
+    scored = {f for face in result["faces"] for f in face.get("scored_frames", face["frames"])}
+    assert [p["frame"] for p in result["timeline"]] == sorted(scored) and len(scored) >= 4
     assert [p["frame"] for p in result["timeline"]] == sorted(p["frame"] for p in result["timeline"])
     assert all(0 <= p["fake_probability"] <= 1 for p in result["timeline"])
     fractions = [f for _, f in stages]
@@ -84,12 +86,19 @@ def test_onnx_runtime_and_pytorch_give_the_same_scores(face_jpg, two_face_video)
             assert fa.get("frame_probabilities") == pytest.approx(fb.get("frame_probabilities"), abs=1e-3)
 
 
-def test_sparse_detection_keeps_every_frame_and_the_verdict(two_face_video):
+@pytest.mark.parametrize(
+    ("use_clip", "tolerance"),
+    # The CLIP probe reads 8 frames per track, not 32, and moves more with the interpolated boxes: 0.107
+    # apart on this clip when measured (the CNN + LSTM path: under 0.05).
+    [(False, 0.05), (True, 0.15)],
+)
+def test_sparse_detection_keeps_every_frame_and_the_verdict(two_face_video, use_clip, tolerance):
     from ml.pipeline import Analyser
 
-    sparse, dense = Analyser(detect_stride=4, heatmaps=False), Analyser(detect_stride=1, heatmaps=False)
+    sparse = Analyser(detect_stride=4, heatmaps=False, use_clip=use_clip)
+    dense = Analyser(detect_stride=1, heatmaps=False, use_clip=use_clip)
     a, b = sparse.analyse(two_face_video), dense.analyse(two_face_video)
-    assert sparse.detector_runs < dense.detector_runs == len(b["timeline"])
+    assert sparse.detector_runs < dense.detector_runs == dense.frames
     assert [f["frames"] for f in a["faces"]] == [f["frames"] for f in b["faces"]]
     assert a["verdict"] == b["verdict"]
-    assert a["fake_probability"] == pytest.approx(b["fake_probability"], abs=0.05)
+    assert a["fake_probability"] == pytest.approx(b["fake_probability"], abs=tolerance)
