@@ -251,6 +251,15 @@ class Review(models.Model):
     def __str__(self) -> str:
         return f"{self.get_decision_display()} by {self.reviewer} on {self.created_at:%Y-%m-%d}"
 
+    def as_dict(self) -> dict:
+        """The decision as /status/ and the reports give it to the owner (never the reviewer's name)."""
+        return {
+            "decision": self.decision,
+            "decision_display": self.get_decision_display(),
+            "note": self.note,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
 
 # What each review decision tells the owner, as a verdict.
 REVIEW_VERDICT = {

@@ -73,14 +73,7 @@ def report_data(item: Item) -> dict[str, Any]:
             for face in item.faces.all()
         ],
         "timeline": item.timeline,
-        "review": None
-        if review is None
-        else {
-            "decision": review.decision,
-            "decision_display": review.get_decision_display(),
-            "note": review.note,
-            "created_at": _iso(review.created_at),
-        },
+        "review": None if review is None else review.as_dict(),
     }
 
 

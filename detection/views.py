@@ -165,14 +165,7 @@ def status_payload(item: Item) -> dict:
         "model_verdict_display": item.get_verdict_display() if item.verdict else "",
         "uncertain_reasons": item.uncertain_reasons,
         "strength": item.strength,
-        "review": None
-        if review is None
-        else {
-            "decision": review.decision,
-            "decision_display": review.get_decision_display(),
-            "note": review.note,
-            "reviewed_at": review.created_at.isoformat(),
-        },
+        "review": None if review is None else review.as_dict(),
         "fake_probability": item.fake_probability,
         "finished": item.is_finished,
     }

@@ -34,7 +34,7 @@ def test_image_reaches_done_with_faces_from_the_real_pipeline(
         message=lambda: f"job not finished; worker log:\n{worker.log[-3000:]}",
     )
     assert item.status == Item.Status.DONE, item.error
-    assert item.verdict in ("real", "fake") and 0.0 <= item.fake_probability <= 1.0
+    assert item.verdict in ("real", "fake", "uncertain") and 0.0 <= item.fake_probability <= 1.0
     assert "@" in item.model_version and item.result["kind"] == "image"
     face = item.faces.first()
     assert face is not None and face.thumbnail and face.thumbnail.storage.exists(face.thumbnail.name)
