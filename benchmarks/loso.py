@@ -45,10 +45,12 @@ from ml.loso import (
     format_table,
     known_limits,
     score_row,
+    selective_lines,
     split_row,
     summary_line,
 )
-from ml.registry import default_ref, record_metrics
+from ml.metrics import fit_temperature
+from ml.registry import default_ref, find_card, record_metrics
 from ml.sources import read_manifest
 from ml.train_clip import ClipTrainConfig, fit, gather, source_name
 
@@ -106,7 +108,11 @@ def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> list:
         for row, held in rows.items():
             probe = fit(features, cfg, drop=lambda key, held=held: group_of.get(source_name(key)) in held)
             _, evaluation = split_row(records[kind], held)
-            results.append(score_row(row, evaluation, lambda recs, p=probe: clip_scores(p, recs, rows_of)))
+            result = score_row(row, evaluation, lambda recs, p=probe: clip_scores(p, recs, rows_of))
+            # calibrated as the product is, on the val files of the other sources only
+            val = [r for r in records[kind] if r.split == "val" and r.group not in held]
+            t = fit_temperature(clip_scores(probe, val, rows_of), np.array([r.label for r in val]))
+            results.append(replace(result, probs=1 / (1 + np.exp(-result.scores / t))))
     results += [
         synth_row(features, cfg, family, records["images"], rows_of) for family in cfg.synth_per_family
     ]
@@ -181,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         results = clip_rows(args.data, Path(args.cache), cfg)
         print(f"# recipe {args.config}")
         print(format_table(results))
+        print("\n".join(selective_lines(results, find_card(default_ref("clip")).uncertain_band)))
         if args.record:
             record_in_card(results, args.config)
         print(summary_line(results))

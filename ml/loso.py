@@ -85,6 +85,7 @@ class RowResult:
     n_real: int
     labels: np.ndarray
     scores: np.ndarray
+    probs: np.ndarray | None = None  # calibrated, when the row's model was calibrated without the source
 
 
 def split_row(
@@ -120,6 +121,34 @@ def summary_line(results: Sequence[RowResult]) -> str:
         if aucs
         else "loso_rows=0 loso_mean_auc=nan loso_worst_auc=nan"
     )
+
+
+def selective_lines(results: Sequence[RowResult], band: tuple[float, float]) -> list[str]:
+    """What the UNCERTAIN band buys on held-out fakes: per row and pooled over the rows (photos, videos)
+    that have calibrated probabilities. A verdict inside `band` abstains (the product's UNCERTAIN)."""
+    from ml.metrics import selective_report
+
+    lines = [
+        "| held-out row | decided | accuracy on decided | accuracy at 80 % coverage | confidently wrong |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [r for r in results if r.probs is not None]
+    for r in rows:
+        rep = selective_report(r.labels, r.probs, (r.probs >= band[0]) & (r.probs < band[1]))
+        lines.append(
+            f"| {r.row} | {rep['decided_share']:.2f} | {rep['decided_accuracy']:.3f} | "
+            f"{rep['accuracy_at_80']:.3f} | {rep['confidently_wrong']:.3f} |"
+        )
+    if rows:
+        labels = np.concatenate([r.labels for r in rows])
+        probs = np.concatenate([r.probs for r in rows])
+        pooled = selective_report(labels, probs, (probs >= band[0]) & (probs < band[1]))
+        lines.append(
+            f"loso_pooled decided={pooled['decided_share']:.3f} "
+            f"decided_acc={pooled['decided_accuracy']:.3f} acc_at_80_coverage={pooled['accuracy_at_80']:.3f} "
+            f"confidently_wrong={pooled['confidently_wrong']:.3f}"
+        )
+    return lines
 
 
 def format_table(results: Sequence[RowResult]) -> str:
