@@ -231,4 +231,31 @@ class ReviewNoteForm(forms.Form):
 
 
 class SignUpForm(UserCreationForm):
-    pass
+    """Username, e-mail (for password resets) and password."""
+
+    email = forms.EmailField(
+        required=True,
+        help_text="Used only to reset your password.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
+class DeleteAccountForm(forms.Form):
+    """Deleting an account removes every upload: ask for the password, so a left-open session cannot."""
+
+    password = forms.CharField(
+        label="Your password", widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+    def __init__(self, user, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError("That is not your password.", code="wrong_password")
+        return password

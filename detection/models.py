@@ -23,6 +23,19 @@ def original_upload_path(item: Item, filename: str) -> str:
     return f"{item_dir(item.pk)}/original{suffix}"
 
 
+# What the stage names written by the pipeline and the job runner mean to a person.
+STAGE_LABELS = {
+    "starting": "starting",
+    "probing": "reading the file",
+    "detecting faces": "finding faces",
+    "scoring faces": "checking each face",
+    "writing results": "saving the result",
+    "waiting to retry": "waiting to try again",
+    "re-queued after a worker stopped": "waiting to start again",
+    "done": "finished",
+}
+
+
 class ItemQuerySet(models.QuerySet):
     def visible_to(self, user) -> ItemQuerySet:
         """Owners see their own items; staff see everyone's (for review)."""
@@ -158,6 +171,17 @@ class Item(models.Model):
         }
 
     @property
+    def stage_display(self) -> str:
+        return STAGE_LABELS.get(self.stage, self.stage)
+
+    def queue_position(self) -> int | None:
+        """1 for the next job its queue will take; None once it is no longer waiting."""
+        if self.status != self.Status.QUEUED:
+            return None
+        waiting = Item.objects.filter(status=self.Status.QUEUED, kind=self.kind)
+        return waiting.filter(created_at__lt=self.created_at).count() + 1
+
+    @property
     def latest_review(self) -> Review | None:
         """The newest decision (reviews are ordered newest first; a prefetch of them is reused)."""
         return next(iter(self.reviews.all()), None)
@@ -227,6 +251,11 @@ class Face(models.Model):
     @property
     def fake_percent(self) -> float:
         return round(self.fake_probability * 100, 1)
+
+    @property
+    def number(self) -> int:
+        """How the face is named to people: tracks count from 0, people from 1."""
+        return self.track + 1
 
 
 class Review(models.Model):

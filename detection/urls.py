@@ -1,11 +1,17 @@
 from django.urls import path
 
-from . import views
+from . import pages, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", pages.home, name="home"),
+    path("how-it-works/", pages.info_page, {"page": "how_it_works"}, name="how_it_works"),
+    path("limits/", pages.info_page, {"page": "limits"}, name="limits"),
+    path("privacy/", pages.info_page, {"page": "privacy"}, name="privacy"),
+    path("terms/", pages.info_page, {"page": "terms"}, name="terms"),
     path("upload/", views.upload, name="upload"),
     path("items/", views.history, name="history"),
+    path("items/status/", views.item_statuses, name="item_statuses"),
+    path("items/delete/", views.items_delete, name="items_delete"),
     path("items/<uuid:item_id>/", views.item_detail, name="item_detail"),
     path("items/<uuid:item_id>/status/", views.item_status, name="item_status"),
     path("items/<uuid:item_id>/report.json", views.item_report, {"fmt": "json"}, name="item_report_json"),

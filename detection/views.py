@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import mimetypes
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -11,9 +11,10 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .charts import timeline_svg
@@ -21,6 +22,7 @@ from .forms import HistoryFilterForm, SignUpForm, UploadForm
 from .models import Face, Item, Review
 from .reports import pdf_response, report_data
 from .services import submit_uploads
+from .serving import serve_media
 
 
 def _visible_item(request: HttpRequest, item_id) -> Item:
@@ -61,11 +63,6 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome, {user.username}. Upload a photo or video to check it.")
         return redirect("upload")
     return render(request, "registration/signup.html", {"form": form})
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("upload")
 
 
 @login_required
@@ -145,6 +142,7 @@ def item_detail(request: HttpRequest, item_id) -> HttpResponse:
         if item.kind == Item.Kind.VIDEO
         else "",
         "status_url": reverse("item_status", args=[item.pk]),
+        "queue_position": item.queue_position(),
     }
     return render(request, "detection/item_detail.html", context)
 
@@ -157,6 +155,7 @@ def status_payload(item: Item) -> dict:
         "status": item.status,
         "status_display": item.get_status_display(),
         "stage": item.stage,
+        "stage_display": item.stage_display,
         "progress": item.progress,
         "error": item.error,
         "verdict": item.shown_verdict,
@@ -167,7 +166,9 @@ def status_payload(item: Item) -> dict:
         "strength": item.strength,
         "review": None if review is None else review.as_dict(),
         "fake_probability": item.fake_probability,
+        "fake_percent": item.fake_percent,
         "finished": item.is_finished,
+        "queue_position": item.queue_position(),
     }
 
 
@@ -200,54 +201,135 @@ def item_delete(request: HttpRequest, item_id) -> HttpResponse:
     return redirect("history")
 
 
+# History columns a user may sort by: the query value and the field (a "-" prefix reverses).
+HISTORY_SORTS = {
+    "name": "original_name",
+    "kind": "kind",
+    "status": "status",
+    "verdict": "verdict",
+    "fake": "fake_probability",
+    "uploaded": "created_at",
+}
+MAX_STATUS_IDS = 100
+
+
+def _uuids(values: list[str]) -> list[uuid.UUID]:
+    """The values that are item ids; anything else is ignored (it cannot name an item)."""
+    ids = []
+    for value in values:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return ids
+
+
+def _history_ordering(sort: str) -> tuple[str, list[str]]:
+    """The validated sort key (default: newest first) and the ORM ordering for it."""
+    key = sort.lstrip("-")
+    if key not in HISTORY_SORTS:
+        sort, key = "-uploaded", "uploaded"
+    prefix = "-" if sort.startswith("-") else ""
+    return sort, [f"{prefix}{HISTORY_SORTS[key]}", "-created_at"]
+
+
+def _sort_links(sort: str, filter_query: str) -> dict[str, dict]:
+    """Per sortable column: the URL that sorts by it (reversed when it is the current sort) and aria-sort."""
+    links = {}
+    for key in HISTORY_SORTS:
+        current = sort.lstrip("-") == key
+        descending = sort.startswith("-")
+        # A first click sorts names A-Z and numbers/dates biggest or newest first.
+        if current:
+            target = key if descending else f"-{key}"
+        else:
+            target = key if key in ("name", "kind", "status", "verdict") else f"-{key}"
+        prefix = f"{filter_query}&" if filter_query else ""
+        links[key] = {
+            "url": f"?{prefix}sort={target}",
+            "aria": ("descending" if descending else "ascending") if current else "none",
+        }
+    return links
+
+
 @login_required
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
     filters = HistoryFilterForm(request.GET or None)
+    sort, ordering = _history_ordering(request.GET.get("sort", ""))
     items = (
         Item.objects.filter(owner=request.user)
-        .order_by("-created_at")
+        .order_by(*ordering)
         .prefetch_related(Prefetch("faces", queryset=Face.objects.order_by("track")), "reviews")
     )
     items = filters.filter(items)
     page = Paginator(items, settings.HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
-        request,
-        "detection/history.html",
-        {"filters": filters, "page": page, "items": page.object_list, "query": query.urlencode()},
-    )
+    filter_query = query.copy()
+    filter_query.pop("sort", None)
+    context = {
+        "filters": filters,
+        "page": page,
+        "items": page.object_list,
+        "query": query.urlencode(),
+        "filter_query": filter_query.urlencode(),
+        "sort": sort,
+        "sort_links": _sort_links(sort, filter_query.urlencode()),
+        "has_any_item": bool(page.object_list) or request.user.items.exists(),
+        "status_url": reverse("item_statuses"),
+    }
+    return render(request, "detection/history.html", context)
+
+
+@login_required
+@require_GET
+def item_statuses(request: HttpRequest) -> JsonResponse:
+    """Status of several items at once, for the history page to update itself; unknown ids are left out."""
+    ids = _uuids(request.GET.getlist("id")[:MAX_STATUS_IDS])
+    items = Item.objects.visible_to(request.user).filter(pk__in=ids)
+    response = JsonResponse({"items": [status_payload(item) for item in items]})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def items_delete(request: HttpRequest) -> HttpResponse:
+    """Bulk delete from the history page: only the user's own items among the ids sent."""
+    items = Item.objects.filter(owner=request.user, pk__in=_uuids(request.POST.getlist("ids")))
+    count = len(items)
+    for item in items:
+        item.delete()  # one by one, so detection.signals removes each item's files
+    if count:
+        messages.success(request, f"Deleted {count} item{'s' if count != 1 else ''} and their files.")
+    else:
+        messages.info(request, "Select the items to delete first.")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = reverse("history")
+    return redirect(next_url)
 
 
 # --- Private media ---------------------------------------------------------------------------------------
 
 
-def _serve(relative_name: str) -> FileResponse:
-    if not relative_name:
-        raise Http404("No such file")
-    media_root = Path(settings.MEDIA_ROOT).resolve()
-    path = (media_root / relative_name).resolve()
-    if not path.is_relative_to(media_root) or not path.is_file():
-        raise Http404("No such file")
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    response = FileResponse(path.open("rb"), content_type=content_type)
-    # Uploaded bytes are served from the site's own origin: never let a browser run them as a page.
-    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; media-src 'self'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+@login_required
+@require_GET
+def item_original(request: HttpRequest, item_id) -> HttpResponse:
+    item = _visible_item(request, item_id)
+    return serve_media(request, item.original.name, item.original_name)
 
 
 @login_required
 @require_GET
-def item_original(request: HttpRequest, item_id) -> FileResponse:
+def face_image(request: HttpRequest, item_id, face_id: int, which: str) -> HttpResponse:
     item = _visible_item(request, item_id)
-    return _serve(item.original.name)
+    return serve_face_image(request, get_object_or_404(Face, pk=face_id, item=item), which)
 
 
-@login_required
-@require_GET
-def face_image(request: HttpRequest, item_id, face_id: int, which: str) -> FileResponse:
-    item = _visible_item(request, item_id)
-    face = get_object_or_404(Face, pk=face_id, item=item)
-    return _serve(face.heatmap.name if which == "heatmap" else face.thumbnail.name)
+def serve_face_image(request: HttpRequest, face: Face, which: str) -> HttpResponse:
+    """A face's thumbnail or heatmap (for the page and the API), named after the upload it came from."""
+    name = face.heatmap.name if which == "heatmap" else face.thumbnail.name
+    download_name = f"{Path(face.item.original_name).stem} face {face.number} {which}{Path(name).suffix}"
+    return serve_media(request, name, download_name)

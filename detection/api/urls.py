@@ -2,11 +2,12 @@
 
 from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from ..site_middleware import allow_injected_styles
 from .errors import ApiError
 from .views import AnalysisViewSet
 
@@ -27,7 +28,12 @@ def unknown_endpoint(request, *args, **kwargs):
 urlpatterns = [
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    # The split view serves Swagger UI's set-up script from a URL: the site's CSP forbids inline script.
+    path(
+        "docs/",
+        allow_injected_styles(SpectacularSwaggerSplitView.as_view(url_name="api:schema")),
+        name="docs",
+    ),
+    path("redoc/", allow_injected_styles(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
     re_path(r"^.*$", unknown_endpoint),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -145,6 +145,6 @@ class AnalysisViewSet(
         url_path=r"faces/(?P<face_id>[0-9]+)/(?P<which>thumbnail|heatmap)",
         url_name="face-image",
     )
-    def face_image(self, request: Request, pk=None, face_id=None, which=None) -> FileResponse:
+    def face_image(self, request: Request, pk=None, face_id=None, which=None) -> HttpResponse:
         face = get_object_or_404(Face, pk=face_id, item=self.get_object())
-        return site_views._serve(face.heatmap.name if which == "heatmap" else face.thumbnail.name)
+        return site_views.serve_face_image(request, face, which)

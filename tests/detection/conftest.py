@@ -81,13 +81,15 @@ def face_image_path(tmp_path_factory) -> Path:
     return path
 
 
-def write_video(path: Path, frame: np.ndarray, frames: int = 30, fps: float = 10.0) -> Path:
-    """An MP4 of `frame` drifting slowly, so face tracking sees motion over `frames` frames."""
+def write_video(
+    path: Path, frame: np.ndarray, frames: int = 30, fps: float = 10.0, fourcc: str = "mp4v"
+) -> Path:
+    """A video (MP4 unless `fourcc` says otherwise) of `frame` drifting, so tracking sees motion."""
     import cv2
 
     height, width = frame.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened(), "OpenCV cannot write MP4 here"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened(), f"OpenCV cannot write {fourcc} here"
     bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
     for i in range(frames):
         shift = np.float32([[1, 0, (i % 10) - 5], [0, 1, 0]])

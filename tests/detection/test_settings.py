@@ -67,3 +67,30 @@ def test_defaults_are_embedded_sqlite_and_local_redis(tmp_path):
     result = run_django("shell", "--no-imports", "-c", code, extra_env=env, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(tmp_path / "var" / "db.sqlite3"), "redis://127.0.0.1:6379/0"]
+
+
+def test_production_cookies_are_secure_and_hidden_from_scripts(tmp_path):
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, "
+        "s.CSRF_COOKIE_HTTPONLY, s.SECURE_CONTENT_TYPE_NOSNIFF, 'unsafe-inline' in "
+        "s.CONTENT_SECURITY_POLICY.split('style-src-attr')[0], s.EMAIL_BACKEND)"
+    )
+    env = PRODUCTION_ENV | {"EMAIL_HOST": "smtp.example.com"}
+    result = run_django("shell", "--no-imports", "-c", code, extra_env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "True",
+        "True",
+        "True",
+        "True",
+        "True",
+        "False",
+        "django.core.mail.backends.smtp.EmailBackend",
+    ]
+
+
+def test_a_mistyped_media_accel_setting_fails_loudly(tmp_path):
+    env = PRODUCTION_ENV | {"MEDIA_ACCEL_REDIRECT": "x-accel"}
+    result = run_django("check", extra_env=env, tmp_path=tmp_path)
+    assert result.returncode != 0 and "MEDIA_ACCEL_REDIRECT" in result.stderr

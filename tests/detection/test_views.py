@@ -38,7 +38,12 @@ def test_pages_need_login(client, name):
 def test_signup_logs_in_and_lands_on_upload(client, django_user_model):
     response = client.post(
         reverse("signup"),
-        {"username": "newbie", "password1": "a-long-Pass-phrase-9", "password2": "a-long-Pass-phrase-9"},
+        {
+            "username": "newbie",
+            "email": "newbie@example.com",
+            "password1": "a-long-Pass-phrase-9",
+            "password2": "a-long-Pass-phrase-9",
+        },
     )
     assert response.status_code == 302 and response["Location"] == reverse("upload")
     assert django_user_model.objects.filter(username="newbie").exists()
