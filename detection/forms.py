@@ -112,10 +112,15 @@ class UploadForm(forms.Form):
 
     files = MultipleFileField(label="Images or videos")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, dropped: list[str] = (), **kwargs: Any) -> None:
+        """dropped: names of files refused while the body was read (over the per-file size limit)."""
         super().__init__(*args, **kwargs)
         self.staged: list[StagedUpload] = []
-        self.rejections: list[str] = []
+        self.rejections: list[str] = [
+            f"{PurePosixPath(name).name[:255]} is larger than the limit of "
+            f"{settings.MAX_UPLOAD_MB} MB per file."
+            for name in dropped
+        ]
 
     def clean_files(self) -> list[UploadedFile]:
         files = self.cleaned_data["files"]
