@@ -74,6 +74,7 @@ class StagedUpload:
     width: int | None
     height: int | None
     duration: float | None
+    notice: str = ""  # something the uploader should know about an accepted file
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -191,7 +192,14 @@ def stage_upload(upload: UploadedFile) -> StagedUpload:
             raise ValidationError(f"{name}: {exc}") from exc
         logger.exception("Probing %s failed unexpectedly", name)
         raise ValidationError(f"{name} could not be read as an image or a video.") from exc
+    notice = ""
+    if kind == "video" and int(getattr(info, "frame_count", 0) or 0) == 1:
+        notice = (
+            f"{name} is a video of a single frame: the verdict rests on that one picture, with no "
+            "movement to judge."
+        )
     return StagedUpload(
+        notice=notice,
         name=name,
         path=staged_path,
         sha256=digest.hexdigest(),

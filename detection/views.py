@@ -66,6 +66,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return upload_refused(request, form.rejections or form.errors.get("files", []), 400, form)
 
+    notices = [staged.notice for staged in form.staged if staged.notice]
     try:
         submissions = submit_uploads(request.user, form.staged)
     finally:
@@ -75,6 +76,8 @@ def upload(request: HttpRequest) -> HttpResponse:
         target = submissions[0].item.get_absolute_url()
     else:
         target = reverse("history")
+    for notice in notices:
+        messages.info(request, notice)
     for submission in submissions:
         if submission.reused:
             messages.info(

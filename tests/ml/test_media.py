@@ -247,3 +247,18 @@ def test_single_keyframe_clip_costs_no_more_than_walking_it(tmp_path):
     print(f"single-keyframe 5000-frame clip: walk {walk:.2f} s, sample 32 frames {sampled:.2f} s")
     assert len(frames) == 32
     assert sampled < 2 * walk + 0.5
+
+
+def test_opencv_failures_inside_the_analysis_are_not_retried_as_transient(face_jpg, monkeypatch):
+    import cv2
+
+    from ml.pipeline import Analyser
+
+    def broken(*args):
+        return cv2.resize(np.zeros((0, 0), np.uint8), (2, 2))  # cv2.error: an internal assertion
+
+    analyser = object.__new__(Analyser)  # no models needed: the failure comes before them
+    monkeypatch.setattr(Analyser, "_analyse_image", broken)
+    with pytest.raises(MediaError, match="could not be processed") as raised:
+        analyser.analyse(face_jpg)
+    assert "cv2" not in str(raised.value) and "Assertion" not in str(raised.value)
