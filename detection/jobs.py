@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -65,8 +65,16 @@ def reset_for_analysis(item: Item) -> bool:
     """Put the item back to QUEUED as if just uploaded (result, faces and artifacts dropped, attempts at 0)
     and enqueue it once that commits. Reviews are kept: they are the record of human decisions.
 
-    Returns False, changing nothing, if the item is RUNNING or no longer exists.
+    Returns False, changing nothing, if the item is RUNNING or no longer exists, or if it FAILED and the
+    owner has since uploaded the same file again (that newer item is the one to analyse).
     """
+    try:
+        return _reset_for_analysis(item)
+    except IntegrityError:  # Item's one-live-item-per-file constraint
+        return False
+
+
+def _reset_for_analysis(item: Item) -> bool:
     with transaction.atomic():
         # Conditional on the status, so a job a worker claims meanwhile is not reset under it.
         reset = Item.objects.filter(pk=item.pk, status__in=REANALYSABLE).update(

@@ -105,6 +105,16 @@ class Item(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "sha256"]), models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            # The same bytes from the same user make one item (services.submit_uploads reuses it): as a
+            # constraint, because ten simultaneous uploads each checking first created 2-6 items. A failed
+            # item does not count, so the file can be sent again after a failure.
+            models.UniqueConstraint(
+                fields=["owner", "sha256"],
+                condition=~Q(status="failed"),
+                name="one_live_item_per_owner_and_file",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.get_status_display()})"
