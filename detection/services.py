@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from .forms import StagedUpload
-from .jobs import enqueue_after_commit
+from .jobs import enqueue_after_commit, unpublished
 from .models import Item, Review, original_upload_path
 
 
@@ -39,6 +39,12 @@ def submit_uploads(owner, staged_uploads: list[StagedUpload]) -> list[Submission
         staged.discard()
         submissions.append(Submission(existing, reused=True))
     return submissions
+
+
+def queue_delayed(submissions: list[Submission]) -> bool:
+    """Whether a new item's job could not be published (Redis down): the owner should know it waits."""
+    new = [s.item.pk for s in submissions if not s.reused]
+    return unpublished().filter(pk__in=new).exists()
 
 
 def _live_item(owner, sha256: str) -> Item | None:

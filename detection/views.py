@@ -20,7 +20,7 @@ from .charts import timeline_svg
 from .forms import HistoryFilterForm, SignUpForm, UploadForm
 from .models import Face, Item, Review
 from .reports import pdf_response, report_data
-from .services import submit_uploads
+from .services import queue_delayed, submit_uploads
 from .uploads import accepts_uploads, oversized_files, wants_json
 
 
@@ -78,6 +78,12 @@ def upload(request: HttpRequest) -> HttpResponse:
         target = reverse("history")
     for notice in notices:
         messages.info(request, notice)
+    if queue_delayed(submissions):
+        messages.warning(
+            request,
+            "The analysis queue is delayed: your upload is saved and will be analysed as soon as the queue "
+            "is back, usually within a minute. This page updates itself.",
+        )
     for submission in submissions:
         if submission.reused:
             messages.info(

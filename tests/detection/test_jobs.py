@@ -204,7 +204,8 @@ def test_enqueue_with_redis_down_keeps_the_item_queued(make_item, monkeypatch):
     item = make_item()
     assert jobs.enqueue(item) is False
     item.refresh_from_db()
-    assert item.status == Item.Status.QUEUED and item.enqueued_at is not None
+    assert item.status == Item.Status.QUEUED and item.enqueued_at is None  # unpublished: see test_outage
+    assert item.stage == jobs.WAITING_FOR_QUEUE
 
 
 def test_progress_reporter_throttles_within_a_stage(make_item):
