@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -60,6 +61,15 @@ def human_duration(seconds: float) -> str:
     if minutes and secs:
         return f"{minutes} min {secs} s"
     return f"{minutes} min" if minutes else f"{secs} s"
+
+
+def display_name(raw: str | None) -> str:
+    """The name shown for an upload: its last path part, without control or invisible formatting characters
+    (a right-to-left override makes "photo\u202egnp.exe" read as "photoexe.png"), at most 255 characters."""
+    name = PurePosixPath((raw or "").replace("\\", "/")).name
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf"))
+    name = " ".join(name.split())
+    return name[-255:] if name.strip(".") else "unnamed"
 
 
 @dataclass
@@ -150,7 +160,7 @@ def _incoming_dir() -> Path:
 
 def stage_upload(upload: UploadedFile) -> StagedUpload:
     """Check one upload and copy it, hashing on the way, to MEDIA_ROOT/incoming; ValidationError if bad."""
-    name = PurePosixPath(upload.name or "unnamed").name[:255]
+    name = display_name(upload.name)
     extension = PurePosixPath(name).suffix.lower()
     expected_kind = KIND_BY_EXTENSION.get(extension)
     if expected_kind is None:
