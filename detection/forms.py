@@ -123,9 +123,11 @@ class UploadForm(forms.Form):
 
     files = MultipleFileField(label="Images or videos")
 
-    def __init__(self, *args: Any, dropped: list[str] = (), **kwargs: Any) -> None:
-        """dropped: names of files refused while the body was read (over the per-file size limit)."""
+    def __init__(self, *args: Any, dropped: list[str] = (), owner: Any = None, **kwargs: Any) -> None:
+        """dropped: names of files refused while the body was read (over the per-file size limit);
+        owner: the uploading user, whose hourly rate and storage quota apply (detection.uploads)."""
         super().__init__(*args, **kwargs)
+        self.owner = owner
         self.staged: list[StagedUpload] = []
         self.rejections: list[str] = [
             f"{PurePosixPath(name).name[:255]} is larger than the limit of "
@@ -134,14 +136,23 @@ class UploadForm(forms.Form):
         ]
 
     def clean_files(self) -> list[UploadedFile]:
+        from .uploads import UploadAllowance
+
         files = self.cleaned_data["files"]
         uploads, refused_members = expand_archives(files)
         self.rejections.extend(refused_members)
+        allowance = UploadAllowance(self.owner)
         for upload in uploads:
+            refusal = allowance.refusal(display_name(upload.name), upload.size or 0)
+            if refusal:
+                self.rejections.append(refusal)
+                continue
             try:
                 self.staged.append(stage_upload(upload))
             except ValidationError as exc:
                 self.rejections.extend(exc.messages)
+                continue
+            allowance.consume(self.staged[-1].size)
         if not self.staged:
             raise ValidationError(self.rejections)
         return files

@@ -11,6 +11,7 @@ dropping a file as soon as it passes the per-file limit instead of storing it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -119,3 +120,44 @@ class UploadGuardMiddleware:
         except (RequestDataTooBig, TooManyFieldsSent):
             return upload_refused(request, ["The form sent with the files is too large."], status=400)
         return None
+
+
+class UploadAllowance:
+    """What a user may still upload: files this rolling hour (UPLOADS_PER_HOUR) and bytes of storage
+    (STORAGE_QUOTA_MB). Staff, and forms without an owner, are not limited."""
+
+    def __init__(self, owner: Any = None) -> None:
+        from django.db.models import Sum
+        from django.utils import timezone
+
+        from .models import Item
+
+        self.limited = owner is not None and owner.is_authenticated and not owner.is_staff
+        if not self.limited:
+            return
+        recent = Item.objects.filter(owner=owner, created_at__gte=timezone.now() - timedelta(hours=1))
+        self.files_left = settings.UPLOADS_PER_HOUR - recent.count()
+        stored = Item.objects.filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
+        self.bytes_left = settings.STORAGE_QUOTA_MB * 1024 * 1024 - stored
+
+    def refusal(self, name: str, size: int) -> str:
+        """Why this file may not be accepted, or '' if it may."""
+        if not self.limited:
+            return ""
+        if self.files_left <= 0:
+            return (
+                f"{name}: you have reached the limit of {settings.UPLOADS_PER_HOUR} uploads an hour; "
+                "try again later."
+            )
+        if size > self.bytes_left:
+            return (
+                f"{name} does not fit in your storage quota of {settings.STORAGE_QUOTA_MB} MB; delete "
+                "earlier items from your history to make room."
+            )
+        return ""
+
+    def consume(self, size: int) -> None:
+        """Count an accepted file against the allowance."""
+        if self.limited:
+            self.files_left -= 1
+            self.bytes_left -= size

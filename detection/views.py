@@ -62,7 +62,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "detection/upload.html", {"form": UploadForm()})
 
-    form = UploadForm(request.POST, request.FILES, dropped=oversized_files(request))
+    form = UploadForm(request.POST, request.FILES, dropped=oversized_files(request), owner=request.user)
     if not form.is_valid():
         return upload_refused(request, form.rejections or form.errors.get("files", []), 400, form)
 

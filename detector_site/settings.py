@@ -8,6 +8,7 @@ README.md documents every variable read here.
 import os
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "detection",
     # The REST API (issue 13): its own app so its tables and migrations stay apart from detection's.
     "rest_framework",
@@ -117,6 +119,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "detector_site.urls"
@@ -165,6 +169,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Login throttling (django-axes) -------------------------------------------------------------------
+# After LOGIN_FAILURE_LIMIT failed logins for one username from one address, that pair is locked out for
+# LOGIN_LOCKOUT_MINUTES (the attempts and lockouts are listed in the admin under "Axes").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a proxy the client's address is in X-Forwarded-For; trusting it is the same decision as for
+# X-Forwarded-Proto.
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if env_bool("TRUST_X_FORWARDED_PROTO", False) else ["REMOTE_ADDR"]
+)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "upload"
 LOGOUT_REDIRECT_URL = "login"
@@ -208,6 +230,10 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 # the uncertain band are the model card's (ml.verdict), not settings.
 
 HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
+
+# Per-user abuse limits (staff are exempt): files accepted per rolling hour, and bytes of originals kept.
+UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 200)
+STORAGE_QUOTA_MB = env_int("STORAGE_QUOTA_MB", 5000)
 
 # --- Jobs ------------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
