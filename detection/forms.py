@@ -130,7 +130,7 @@ class UploadForm(forms.Form):
         self.owner = owner
         self.staged: list[StagedUpload] = []
         self.rejections: list[str] = [
-            f"{PurePosixPath(name).name[:255]} is larger than the limit of "
+            f"{display_name(name)} is larger than the limit of "
             f"{settings.MAX_UPLOAD_MB} MB per file."
             for name in dropped
         ]

@@ -74,8 +74,7 @@ def read_boxes(path: str | Path) -> BoxReport:
             elif box_size == 0:  # the box runs to the end of the file
                 box_size = size - offset
             if box_size < header_len:
-                report.truncated = True  # a size that cannot be: nothing after it can be trusted
-                break
+                break  # a size that cannot be: trailing junk after the boxes (some writers pad files)
             report.boxes.append(box_type)
             if offset + box_size > size:
                 report.truncated = True
