@@ -246,7 +246,7 @@ def test_single_keyframe_clip_costs_no_more_than_walking_it(tmp_path):
     sampled = time.perf_counter() - started
     print(f"single-keyframe 5000-frame clip: walk {walk:.2f} s, sample 32 frames {sampled:.2f} s")
     assert len(frames) == 32
-    assert sampled < 2 * walk + 0.5
+    assert sampled < 3 * walk + 1  # before the bound: 16-22 times the walk
 
 
 def test_opencv_failures_inside_the_analysis_are_not_retried_as_transient(face_jpg, monkeypatch):
