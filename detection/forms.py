@@ -130,8 +130,7 @@ class UploadForm(forms.Form):
         self.owner = owner
         self.staged: list[StagedUpload] = []
         self.rejections: list[str] = [
-            f"{display_name(name)} is larger than the limit of "
-            f"{settings.MAX_UPLOAD_MB} MB per file."
+            f"{display_name(name)} is larger than the limit of {settings.MAX_UPLOAD_MB} MB per file."
             for name in dropped
         ]
 

@@ -41,6 +41,15 @@ def too_large_message() -> str:
     )
 
 
+def body_too_large(request: HttpRequest) -> str:
+    """The refusal for a body whose Content-Length cannot fit the limits, or '' if it may fit."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return too_large_message() if length > max_body_bytes() else ""
+
+
 def wants_json(request: HttpRequest) -> bool:
     return request.headers.get(
         "x-requested-with"
@@ -96,14 +105,11 @@ class UploadGuardMiddleware:
             if wants_json(request):
                 return JsonResponse({"ok": False, "errors": ["Log in to upload."]}, status=403)
             return redirect_to_login(request.get_full_path())
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > max_body_bytes():
+        too_large = body_too_large(request)
+        if too_large:
             from .views import upload_refused
 
-            return upload_refused(request, [too_large_message()], status=413)
+            return upload_refused(request, [too_large], status=413)
         request.upload_handlers.insert(0, FileSizeLimit(request))
         return self._parse(request)
 
