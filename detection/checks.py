@@ -47,18 +47,6 @@ def check_job_and_review_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="detection.E011",
             )
         )
-    if not 0 <= settings.UNCERTAIN_LOW <= settings.UNCERTAIN_HIGH <= 1:
-        errors.append(
-            Error(
-                f"The uncertain band must satisfy 0 <= UNCERTAIN_LOW ({settings.UNCERTAIN_LOW}) <= "
-                f"UNCERTAIN_HIGH ({settings.UNCERTAIN_HIGH}) <= 1",
-                id="detection.E012",
-            )
-        )
-    if not 0 <= settings.REVIEW_THRESHOLD <= 1:
-        errors.append(
-            Error(f"REVIEW_THRESHOLD ({settings.REVIEW_THRESHOLD}) must lie in [0, 1]", id="detection.E013")
-        )
     for name in ("MAX_UPLOAD_MB", "MAX_FILES_PER_UPLOAD", "MAX_VIDEO_SECONDS", "JOB_MAX_ATTEMPTS"):
         if getattr(settings, name) < 1:
             errors.append(Error(f"{name} must be at least 1", id="detection.E014"))

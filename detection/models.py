@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, F, OuterRef, Subquery, Value, When
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.urls import reverse
 
 

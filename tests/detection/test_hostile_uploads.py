@@ -133,7 +133,7 @@ def test_accepted_hostile_files_end_done_or_failed_with_a_reason_on_a_real_worke
             assert_plain(item.error)
             assert item.attempts == 1, (case.id, item.attempts)  # deterministic: not retried
         if case.id in FACES_EXPECTED:
-            assert item.verdict in ("real", "fake"), (case.id, item.verdict)
+            assert item.verdict != "no_face", (case.id, item.verdict)  # a face was found
     assert worker.popen.poll() is None  # the worker survived all of it
     assert_nothing_left_behind(limits)
     print("hostile batch on a real worker:", {case.id: by_name[names[case.id]].status for case in accepted})

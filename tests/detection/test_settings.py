@@ -87,8 +87,6 @@ def test_a_number_that_is_not_one_stops_the_site(tmp_path):
     [
         ({"JOB_STALE_SECONDS": 900}, "detection.E010"),  # visibility timeout in tests is 8 s
         ({"JOB_HEARTBEAT_SECONDS": 10, "JOB_STALE_SECONDS": 5}, "detection.E011"),
-        ({"UNCERTAIN_LOW": 0.7, "UNCERTAIN_HIGH": 0.6}, "detection.E012"),
-        ({"REVIEW_THRESHOLD": 1.5}, "detection.E013"),
         ({"MAX_FILES_PER_UPLOAD": 0}, "detection.E014"),
     ],
 )

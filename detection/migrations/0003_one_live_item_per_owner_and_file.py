@@ -23,7 +23,7 @@ def fail_older_duplicates(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('detection', '0001_initial'),
+        ('detection', '0002_verdict_uncertain_with_reasons'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
