@@ -463,6 +463,34 @@ def scaling_summary(results: dict[str, CaseResult]) -> list[str]:
 # ------------------------------------------------------------------ main
 
 
+def one_keyframe_sampling(path: Path, frames: int, scratch: Path) -> str:
+    """Sampling cost of the clip as encoded and of the same packets indexed with a single keyframe, the
+    worst GOP an upload can have (issue 12: 57 s for a 170 s 1080p clip before the decode bound)."""
+    import cv2
+
+    from benchmarks.inputs import ENCODER_KEY_INTERVAL, remux_key_interval
+    from ml.media import MAX_DECODE_MEGAPIXELS, probe, sample_frames
+
+    frame_count = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT))
+    whole_clip = ENCODER_KEY_INTERVAL * (frame_count // ENCODER_KEY_INTERVAL + 1)
+    scratch.mkdir(parents=True, exist_ok=True)
+    single = remux_key_interval(path, scratch / f"{path.stem}-one-keyframe{path.suffix}", whole_clip)
+    seconds = []
+    try:
+        for clip in (path, single):
+            info = probe(clip)
+            started = time.perf_counter()
+            sampled = sum(1 for _ in sample_frames(clip, frames, info=info))
+            seconds.append((time.perf_counter() - started, sampled))
+    finally:
+        single.unlink(missing_ok=True)
+    (encoded, n_encoded), (one_key, n_one_key) = seconds
+    return (
+        f"# sampling {path.stem}: {n_encoded} frames in {encoded:.2f} s as encoded, {n_one_key} frames in "
+        f"{one_key:.2f} s with one keyframe (decode bound {MAX_DECODE_MEGAPIXELS} MP a video)"
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from benchmarks.inputs import DEFAULT_CASES, DEFAULT_KEY_INTERVAL, SPECS
 
@@ -556,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(table_row(case, run), flush=True)
             for line in case_summary(case):
                 print(line, flush=True)
+            if case.kind == "video":
+                print(one_keyframe_sampling(paths[name], frames, scratch), flush=True)
             if args.workdir is None and name != WARMUP_CASE:
                 paths[name].unlink(missing_ok=True)  # a 5 min 1080p clip is hundreds of MB
         for line in scaling_summary(results):

@@ -1,5 +1,6 @@
-"""System check: the site is useless without the model weights, so say so at start-up."""
+"""System checks: the model weights (the site is useless without them) and the settings' invariants."""
 
+from django.conf import settings
 from django.core.checks import Error, register
 
 
@@ -20,3 +21,33 @@ def check_model_weights(app_configs=None, **kwargs) -> list[Error]:
         Error(problem, hint="See README.md, 'Model weights'.", id="detection.E002")
         for problem in check_weights()
     ]
+
+
+@register()
+def check_job_and_review_settings(app_configs=None, **kwargs) -> list[Error]:
+    """Invariants between settings that the code relies on, checked at start-up instead of in comments."""
+    errors = []
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    if visibility <= settings.JOB_STALE_SECONDS:
+        errors.append(
+            Error(
+                f"BROKER_VISIBILITY_TIMEOUT ({visibility} s) must exceed JOB_STALE_SECONDS "
+                f"({settings.JOB_STALE_SECONDS} s)",
+                hint="Otherwise Redis redelivers a job whose worker died before its heartbeat looks stale, "
+                "and the redelivery is put off again and again.",
+                id="detection.E010",
+            )
+        )
+    if settings.JOB_HEARTBEAT_SECONDS >= settings.JOB_STALE_SECONDS:
+        errors.append(
+            Error(
+                f"JOB_HEARTBEAT_SECONDS ({settings.JOB_HEARTBEAT_SECONDS}) must be below JOB_STALE_SECONDS "
+                f"({settings.JOB_STALE_SECONDS})",
+                hint="A live job would look abandoned between two heartbeats and be run twice.",
+                id="detection.E011",
+            )
+        )
+    for name in ("MAX_UPLOAD_MB", "MAX_FILES_PER_UPLOAD", "MAX_VIDEO_SECONDS", "JOB_MAX_ATTEMPTS"):
+        if getattr(settings, name) < 1:
+            errors.append(Error(f"{name} must be at least 1", id="detection.E014"))
+    return errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -62,6 +63,15 @@ def human_duration(seconds: float) -> str:
     return f"{minutes} min" if minutes else f"{secs} s"
 
 
+def display_name(raw: str | None) -> str:
+    """The name shown for an upload: its last path part, without control or invisible formatting characters
+    (a right-to-left override makes "photo\u202egnp.exe" read as "photoexe.png"), at most 255 characters."""
+    name = PurePosixPath((raw or "").replace("\\", "/")).name
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf"))
+    name = " ".join(name.split())
+    return name[-255:] if name.strip(".") else "unnamed"
+
+
 @dataclass
 class StagedUpload:
     """An upload that passed every check, parked under MEDIA_ROOT/incoming until it becomes an Item."""
@@ -74,6 +84,7 @@ class StagedUpload:
     width: int | None
     height: int | None
     duration: float | None
+    notice: str = ""  # something the uploader should know about an accepted file
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -112,20 +123,35 @@ class UploadForm(forms.Form):
 
     files = MultipleFileField(label="Images or videos")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, dropped: list[str] = (), owner: Any = None, **kwargs: Any) -> None:
+        """dropped: names of files refused while the body was read (over the per-file size limit);
+        owner: the uploading user, whose hourly rate and storage quota apply (detection.uploads)."""
         super().__init__(*args, **kwargs)
+        self.owner = owner
         self.staged: list[StagedUpload] = []
-        self.rejections: list[str] = []
+        self.rejections: list[str] = [
+            f"{display_name(name)} is larger than the limit of {settings.MAX_UPLOAD_MB} MB per file."
+            for name in dropped
+        ]
 
     def clean_files(self) -> list[UploadedFile]:
+        from .uploads import UploadAllowance
+
         files = self.cleaned_data["files"]
         uploads, refused_members = expand_archives(files)
         self.rejections.extend(refused_members)
+        allowance = UploadAllowance(self.owner)
         for upload in uploads:
+            refusal = allowance.refusal(display_name(upload.name), upload.size or 0)
+            if refusal:
+                self.rejections.append(refusal)
+                continue
             try:
                 self.staged.append(stage_upload(upload))
             except ValidationError as exc:
                 self.rejections.extend(exc.messages)
+                continue
+            allowance.consume(self.staged[-1].size)
         if not self.staged:
             raise ValidationError(self.rejections)
         return files
@@ -144,7 +170,7 @@ def _incoming_dir() -> Path:
 
 def stage_upload(upload: UploadedFile) -> StagedUpload:
     """Check one upload and copy it, hashing on the way, to MEDIA_ROOT/incoming; ValidationError if bad."""
-    name = PurePosixPath(upload.name or "unnamed").name[:255]
+    name = display_name(upload.name)
     extension = PurePosixPath(name).suffix.lower()
     expected_kind = KIND_BY_EXTENSION.get(extension)
     if expected_kind is None:
@@ -186,7 +212,14 @@ def stage_upload(upload: UploadedFile) -> StagedUpload:
             raise ValidationError(f"{name}: {exc}") from exc
         logger.exception("Probing %s failed unexpectedly", name)
         raise ValidationError(f"{name} could not be read as an image or a video.") from exc
+    notice = ""
+    if kind == "video" and int(getattr(info, "frame_count", 0) or 0) == 1:
+        notice = (
+            f"{name} is a video of a single frame: the verdict rests on that one picture, with no "
+            "movement to judge."
+        )
     return StagedUpload(
+        notice=notice,
         name=name,
         path=staged_path,
         sha256=digest.hexdigest(),

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -33,11 +33,18 @@ logger = logging.getLogger(__name__)
 # --- Enqueueing --------------------------------------------------------------------------------------
 
 
+# Shown as the item's stage while its job could not be published (Redis down); cleared once it is.
+WAITING_FOR_QUEUE = "waiting for the queue (delayed)"
+# While publishing fails, this process tries again after 1 s, then doubling up to this many seconds.
+REPUBLISH_MAX_DELAY = 15.0
+
+
 def enqueue(item: Item) -> bool:
-    """Send the item's job to its queue. Returns False (and leaves it for the sweep) if Redis is down."""
+    """Send the item's job to its queue. Returns False if Redis is down: the item is then marked unpublished
+    (enqueued_at empty, the stage says the queue is delayed) and published again as soon as Redis answers,
+    by a background thread of this process and by the sweep."""
     from .tasks import analyse_item
 
-    Item.objects.filter(pk=item.pk).update(enqueued_at=timezone.now())
     try:
         analyse_item.apply_async(
             args=[str(item.pk)],
@@ -46,9 +53,59 @@ def enqueue(item: Item) -> bool:
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1},
         )
     except Exception:
-        logger.exception("Could not enqueue item %s; the sweep will enqueue it again later", item.pk)
+        logger.exception("Could not enqueue item %s; it is published again once Redis answers", item.pk)
+        Item.objects.filter(pk=item.pk, status=Item.Status.QUEUED).update(
+            enqueued_at=None, stage=WAITING_FOR_QUEUE
+        )
+        _start_republisher()
         return False
+    Item.objects.filter(pk=item.pk).update(enqueued_at=timezone.now())
+    Item.objects.filter(pk=item.pk, stage=WAITING_FOR_QUEUE).update(stage="")
     return True
+
+
+def unpublished() -> Any:
+    """QUEUED items whose job never reached the broker."""
+    return Item.objects.filter(status=Item.Status.QUEUED, enqueued_at__isnull=True)
+
+
+def publish_unpublished() -> bool:
+    """Publish every unpublished job; False as soon as one fails (the broker is still down)."""
+    for item in unpublished().order_by("created_at"):
+        if not enqueue(item):
+            return False
+    return True
+
+
+_republisher_lock = threading.Lock()
+_republisher: threading.Thread | None = None
+
+
+def _start_republisher() -> None:
+    """One thread per process retries unpublished jobs with backoff until they are all out, so uploads
+    made during a Redis outage start seconds after it ends, not after JOB_REQUEUE_SECONDS."""
+    global _republisher
+    with _republisher_lock:
+        if _republisher is not None and _republisher.is_alive():
+            return
+        _republisher = threading.Thread(target=_republish_until_done, name="republisher", daemon=True)
+        _republisher.start()
+
+
+def _republish_until_done() -> None:
+    delay = 1.0
+    deadline = time.monotonic() + settings.JOB_REQUEUE_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            try:
+                if publish_unpublished():
+                    return
+            except Exception:
+                logger.exception("Republishing queued jobs failed")
+            delay = min(REPUBLISH_MAX_DELAY, delay * 2)
+    finally:
+        connection.close()  # this thread's own connection
 
 
 def enqueue_after_commit(item: Item) -> None:
@@ -65,8 +122,16 @@ def reset_for_analysis(item: Item) -> bool:
     """Put the item back to QUEUED as if just uploaded (result, faces and artifacts dropped, attempts at 0)
     and enqueue it once that commits. Reviews are kept: they are the record of human decisions.
 
-    Returns False, changing nothing, if the item is RUNNING or no longer exists.
+    Returns False, changing nothing, if the item is RUNNING or no longer exists, or if it FAILED and the
+    owner has since uploaded the same file again (that newer item is the one to analyse).
     """
+    try:
+        return _reset_for_analysis(item)
+    except IntegrityError:  # Item's one-live-item-per-file constraint
+        return False
+
+
+def _reset_for_analysis(item: Item) -> bool:
     with transaction.atomic():
         # Conditional on the status, so a job a worker claims meanwhile is not reset under it.
         reset = Item.objects.filter(pk=item.pk, status__in=REANALYSABLE).update(
@@ -292,6 +357,8 @@ def mark_retrying(item_id: Any, reason: str) -> None:
 
 # --- The sweep ------------------------------------------------------------------------------------------
 
+UNPUBLISHED_GRACE_SECONDS = 10
+
 
 @dataclass
 class SweepReport:
@@ -342,8 +409,11 @@ def sweep_stale_jobs(now: datetime | None = None) -> SweepReport:
             report.requeued_stale.append(str(item.pk))
 
     waiting_before = now - timedelta(seconds=settings.JOB_REQUEUE_SECONDS)
+    # A job that never reached the broker is published at every sweep (the upload's own publish gets a
+    # few seconds first); one published long ago may have been lost with Redis and is published again.
     long_waiting = Item.objects.filter(status=Item.Status.QUEUED).filter(
-        Q(enqueued_at__lt=waiting_before) | Q(enqueued_at__isnull=True, created_at__lt=waiting_before)
+        Q(enqueued_at__lt=waiting_before)
+        | Q(enqueued_at__isnull=True, created_at__lt=now - timedelta(seconds=UNPUBLISHED_GRACE_SECONDS))
     )
     for item in long_waiting:
         enqueue(item)

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, F, OuterRef, Subquery, Value, When
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.urls import reverse
 
 
@@ -118,6 +118,16 @@ class Item(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "sha256"]), models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            # The same bytes from the same user make one item (services.submit_uploads reuses it): as a
+            # constraint, because ten simultaneous uploads each checking first created 2-6 items. A failed
+            # item does not count, so the file can be sent again after a failure.
+            models.UniqueConstraint(
+                fields=["owner", "sha256"],
+                condition=~Q(status="failed"),
+                name="one_live_item_per_owner_and_file",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.get_status_display()})"

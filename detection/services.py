@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .forms import StagedUpload
-from .jobs import enqueue_after_commit
+from .jobs import enqueue_after_commit, unpublished
 from .models import Item, Review, original_upload_path
 
 
@@ -26,18 +26,29 @@ def submit_uploads(owner, staged_uploads: list[StagedUpload]) -> list[Submission
     for staged in staged_uploads:
         # Same bytes from the same user: show the earlier item (finished or still in progress) instead
         # of analysing again. A failed one is retried with a fresh item, as the failure may be transient.
-        existing = (
-            Item.objects.filter(owner=owner, sha256=staged.sha256)
-            .exclude(status=Item.Status.FAILED)
-            .order_by("-created_at")
-            .first()
-        )
-        if existing is not None:
-            staged.discard()
-            submissions.append(Submission(existing, reused=True))
-            continue
-        submissions.append(Submission(_create_item(owner, staged), reused=False))
+        existing = _live_item(owner, staged.sha256)
+        if existing is None:
+            try:
+                submissions.append(Submission(_create_item(owner, staged), reused=False))
+                continue
+            except IntegrityError:
+                # A simultaneous upload of the same file won the race (Item's unique constraint).
+                existing = _live_item(owner, staged.sha256)
+                if existing is None:
+                    raise
+        staged.discard()
+        submissions.append(Submission(existing, reused=True))
     return submissions
+
+
+def queue_delayed(submissions: list[Submission]) -> bool:
+    """Whether a new item's job could not be published (Redis down): the owner should know it waits."""
+    new = [s.item.pk for s in submissions if not s.reused]
+    return unpublished().filter(pk__in=new).exists()
+
+
+def _live_item(owner, sha256: str) -> Item | None:
+    return Item.objects.filter(owner=owner, sha256=sha256).exclude(status=Item.Status.FAILED).first()
 
 
 def _create_item(owner, staged: StagedUpload) -> Item:

@@ -83,11 +83,16 @@ def _run_job(self, item_id: str, rechecks: int) -> str:
             remove_item_files(item.pk)
             return "missing"
         logger.exception("Analysis of item %s failed (attempt %d)", item.pk, item.attempts)
-        reason = f"{type(exc).__name__}: {exc}"
+        # The owner reads this: an internal message (an OpenCV assertion with its version and source path)
+        # tells them nothing and tells an attacker about the server, so it stays in the log.
         if item.attempts >= settings.JOB_MAX_ATTEMPTS:
-            jobs.mark_failed(item.pk, f"The analysis failed {item.attempts} times; last error: {reason}")
+            jobs.mark_failed(
+                item.pk,
+                f"The analysis failed {item.attempts} times because of an error on our side; it has been "
+                f"logged for the operators (reference {item.pk}).",
+            )
             return "failed"
-        jobs.mark_retrying(item.pk, reason)
+        jobs.mark_retrying(item.pk, "An error on our side interrupted the analysis; it will be tried again.")
         raise self.retry(
             exc=exc, countdown=settings.JOB_RETRY_DELAY_SECONDS * 2 ** (item.attempts - 1)
         ) from exc

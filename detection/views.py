@@ -21,8 +21,9 @@ from .charts import timeline_svg
 from .forms import HistoryFilterForm, SignUpForm, UploadForm
 from .models import Face, Item, Review
 from .reports import pdf_response, report_data
-from .services import submit_uploads
+from .services import queue_delayed, submit_uploads
 from .serving import serve_media
+from .uploads import accepts_uploads, oversized_files, wants_json
 
 
 def _visible_item(request: HttpRequest, item_id) -> Item:
@@ -30,26 +31,12 @@ def _visible_item(request: HttpRequest, item_id) -> Item:
     return get_object_or_404(Item.objects.visible_to(request.user), pk=item_id)
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    return request.headers.get(
-        "x-requested-with"
-    ) == "XMLHttpRequest" or "application/json" in request.headers.get("accept", "")
-
-
-def _request_too_big(request: HttpRequest) -> str:
-    """Refuse a body that cannot fit the limits before Django spools it to disk; '' if it may fit."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return ""
-    # Room for every allowed file at the limit, plus the multipart framing and form fields.
-    allowed = settings.MAX_UPLOAD_BYTES * settings.MAX_FILES_PER_UPLOAD + 1024 * 1024
-    if length > allowed:
-        return (
-            f"The upload is too large: at most {settings.MAX_FILES_PER_UPLOAD} files of "
-            f"{settings.MAX_UPLOAD_MB} MB each."
-        )
-    return ""
+def upload_refused(request: HttpRequest, messages_: list[str], status: int, form: UploadForm | None = None):
+    """The upload page (or JSON for the page's script) listing why the upload was refused."""
+    if wants_json(request):
+        return JsonResponse({"ok": False, "errors": messages_}, status=status)
+    context = {"form": form or UploadForm(), "rejections": messages_}
+    return render(request, "detection/upload.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -65,30 +52,18 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
+@accepts_uploads  # detection.uploads.UploadGuardMiddleware refuses anonymous and oversize bodies unread
 @login_required
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "detection/upload.html", {"form": UploadForm()})
 
-    too_big = _request_too_big(request)
-    if too_big:
-        if _wants_json(request):
-            return JsonResponse({"ok": False, "errors": [too_big]}, status=413)
-        return render(
-            request, "detection/upload.html", {"form": UploadForm(), "rejections": [too_big]}, status=413
-        )
-
-    form = UploadForm(request.POST, request.FILES)
+    form = UploadForm(request.POST, request.FILES, dropped=oversized_files(request), owner=request.user)
     if not form.is_valid():
-        if _wants_json(request):
-            return JsonResponse(
-                {"ok": False, "errors": form.rejections or form.errors.get("files", [])}, status=400
-            )
-        return render(
-            request, "detection/upload.html", {"form": form, "rejections": form.rejections}, status=400
-        )
+        return upload_refused(request, form.rejections or form.errors.get("files", []), 400, form)
 
+    notices = [staged.notice for staged in form.staged if staged.notice]
     try:
         submissions = submit_uploads(request.user, form.staged)
     finally:
@@ -98,6 +73,14 @@ def upload(request: HttpRequest) -> HttpResponse:
         target = submissions[0].item.get_absolute_url()
     else:
         target = reverse("history")
+    for notice in notices:
+        messages.info(request, notice)
+    if queue_delayed(submissions):
+        messages.warning(
+            request,
+            "The analysis queue is delayed: your upload is saved and will be analysed as soon as the queue "
+            "is back, usually within a minute. This page updates itself.",
+        )
     for submission in submissions:
         if submission.reused:
             messages.info(
@@ -110,7 +93,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         target = reverse("upload")
         for submission in submissions:
             messages.success(request, f"{submission.item.original_name} was accepted.")
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse(
             {
                 "ok": True,

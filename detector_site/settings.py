@@ -7,9 +7,15 @@ README.md documents every variable read here.
 
 import os
 import secrets
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+T = TypeVar("T")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,21 +25,40 @@ def env_str(name: str, default: str) -> str:
     return value or default
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool) -> bool:
+    """A yes/no variable. Anything but the usual words is an error: HTTPS=ture must not quietly turn
+    secure cookies and HSTS off."""
     value = os.environ.get(name, "").strip().lower()
     if not value:
         return default
-    return value in {"1", "true", "yes", "on"}
+    if value not in TRUE_WORDS | FALSE_WORDS:
+        raise ImproperlyConfigured(
+            f"{name}={os.environ[name]!r} is not a yes/no value; use one of "
+            f"{', '.join(sorted(TRUE_WORDS))} or {', '.join(sorted(FALSE_WORDS))}."
+        )
+    return value in TRUE_WORDS
+
+
+def _env_number(name: str, default: T, kind: Callable[[str], T]) -> T:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
 
 
 def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+    return _env_number(name, default, int)
 
 
 def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
+    return _env_number(name, default, float)
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -73,6 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "detection",
     # The REST API (issue 13): its own app so its tables and migrations stay apart from detection's.
     "rest_framework",
@@ -87,12 +113,16 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF: the CSRF check parses the whole body, this refuses oversize and anonymous uploads first.
+    "detection.uploads.UploadGuardMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "detection.site_middleware.ContentSecurityPolicyMiddleware",
     "detection.site_middleware.MethodNotAllowedPageMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "detector_site.urls"
@@ -140,6 +170,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login throttling (django-axes) -------------------------------------------------------------------
+# After LOGIN_FAILURE_LIMIT failed logins for one username from one address, that pair is locked out for
+# LOGIN_LOCKOUT_MINUTES (the attempts and lockouts are listed in the admin under "Axes").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a proxy the client's address is in X-Forwarded-For; trusting it is the same decision as for
+# X-Forwarded-Proto.
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if env_bool("TRUST_X_FORWARDED_PROTO", False) else ["REMOTE_ADDR"]
+)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "upload"
@@ -209,6 +257,10 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 # the uncertain band are the model card's (ml.verdict), not settings.
 
 HISTORY_PAGE_SIZE = env_int("HISTORY_PAGE_SIZE", 20)
+
+# Per-user abuse limits (staff are exempt): files accepted per rolling hour, and bytes of originals kept.
+UPLOADS_PER_HOUR = env_int("UPLOADS_PER_HOUR", 200)
+STORAGE_QUOTA_MB = env_int("STORAGE_QUOTA_MB", 5000)
 
 # --- Jobs ------------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -328,5 +380,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # django-axes logs every login and every reset at INFO; lockouts (WARNING) are what matter.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import queue
 import threading
@@ -14,12 +15,18 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ml.containers import read_boxes
 from ml.errors import MediaError
 
 # 12 MP phone photos are common and 50 MP ones exist; beyond this we assume a decompression bomb.
 MAX_IMAGE_PIXELS = 80_000_000
 # Frames larger than 8K are not video a person uploads; refuse rather than allocate gigabytes.
 MAX_VIDEO_PIXELS = 7680 * 4320
+# A face needs pixels: below this on either side there is nothing to find (and a 1-pixel-wide image
+# reaches OpenCV's resize, which fails on it with an internal assertion).
+MIN_SIDE = 16
+# Phone panoramas reach about 8:1; a 60000x1 "image" is not a picture of anyone.
+MAX_ASPECT_RATIO = 20
 
 IMAGE_FORMATS = ("jpeg", "png", "webp")
 VIDEO_FORMATS = ("mp4", "mov", "webm", "mkv", "avi")
@@ -83,8 +90,45 @@ def probe(path: str | Path) -> MediaInfo:
             "nor MP4, MOV, WebM, MKV or AVI, whatever the file name says."
         )
     if fmt in IMAGE_FORMATS:
-        return _probe_image(path, fmt)
-    return _probe_video(path, fmt)
+        info = _probe_image(path, fmt)
+    else:
+        if fmt in ("mp4", "mov"):
+            _check_mp4_structure(path)
+        info = _probe_video(path, fmt)
+    check_shape(info.width, info.height, info.kind)
+    return info
+
+
+def check_shape(width: int, height: int, kind: str = "image") -> None:
+    """Refuse shapes no photo or video has: tiny sides and extreme aspect ratios (MediaError)."""
+    noun = "image" if kind == "image" else "video's frames"
+    if min(width, height) < MIN_SIDE:
+        raise MediaError(
+            f"The {noun} is too small to analyse ({width}×{height} pixels; at least {MIN_SIDE} pixels "
+            "on each side are needed)."
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise MediaError(
+            f"The {noun} has an impossible shape ({width}×{height} pixels): one side is more than "
+            f"{MAX_ASPECT_RATIO} times the other."
+        )
+
+
+def _check_mp4_structure(path: Path) -> None:
+    """Catch what OpenCV opens without complaint: a still image in an MP4 box, a cut-off file, no index,
+    no video track."""
+    boxes = read_boxes(path)
+    if boxes.image_type:
+        raise MediaError(
+            f"This is a {boxes.image_type} photo, not a video, and {boxes.image_type} is not supported: "
+            "convert it to JPEG (and name it .jpg)."
+        )
+    if boxes.truncated:
+        raise MediaError("The video is corrupt or truncated: the file ends before the data it announces.")
+    if b"moov" not in boxes.boxes:
+        raise MediaError("The video is corrupt or truncated: it has no index (no moov box).")
+    if boxes.handlers and b"vide" not in boxes.handlers:
+        raise MediaError("The file has no video stream (it holds only sound); upload a video or a photo.")
 
 
 def _probe_image(path: Path, fmt: str) -> MediaInfo:
@@ -99,7 +143,12 @@ def _probe_image(path: Path, fmt: str) -> MediaInfo:
             img.load()  # decodes the pixels: catches truncated and corrupt files
     except MediaError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses to even open images over twice its own limit (~179 MP): a size, not corruption.
+        raise MediaError(
+            f"The image is too large to analyse (the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels)."
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise MediaError("The image is corrupt or truncated and cannot be decoded.") from exc
     return MediaInfo(kind="image", format=fmt, width=width, height=height)
 
@@ -128,15 +177,23 @@ def _probe_video(path: Path, fmt: str) -> MediaInfo:
 
 
 def count_frames(path: str | Path) -> int:
-    """Count frames by walking the stream, for containers (WebM) whose header has no count."""
-    cap = cv2.VideoCapture(str(path))
-    n = 0
+    """Count frames from the packets, for containers (WebM) whose header has no count.
+
+    Nothing is decoded (OpenCV's raw-stream mode), so a long 4K WebM costs the upload request a read of
+    its packets, not a decode of every frame."""
+    return len(_packet_flags(path))
+
+
+def _packet_flags(path: str | Path) -> list[bool]:
+    """For each video packet (one a frame) in order, whether it is a keyframe; nothing is decoded."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
+    flags: list[bool] = []
     try:
-        while cap.grab():
-            n += 1
+        while cap.isOpened() and cap.grab():
+            flags.append(bool(cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME)))
     finally:
         cap.release()
-    return n
+    return flags
 
 
 def load_image(path: str | Path, info: MediaInfo | None = None) -> np.ndarray:
@@ -150,7 +207,23 @@ def load_image(path: str | Path, info: MediaInfo | None = None) -> np.ndarray:
         raise MediaError("Expected an image, got a video.")
     with Image.open(path) as img:
         img = ImageOps.exif_transpose(img)
-        return np.asarray(img.convert("RGB"))
+        return np.asarray(to_8bit(img).convert("RGB"))
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """Scale 16- and 32-bit single-channel images to 8-bit grey.
+
+    Pillow's convert("RGB") clips a 16-bit grayscale PNG (mode "I;16" or "I", values up to 65535) at 255
+    instead of scaling it, which turns the photo all white."""
+    if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    if img.mode == "F":
+        top = 1.0 if values.size and float(values.max()) <= 1.0 else 255.0
+    else:
+        top = 65535.0 if img.mode.startswith("I;16") or (values.size and values.max() > 255) else 255.0
+    scaled = np.clip(np.nan_to_num(values) * (255.0 / top), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
 
 
 @dataclass(frozen=True)
@@ -178,35 +251,65 @@ def frame_indices(frame_count: int, budget: int, mode: str = "uniform") -> list[
     return sorted({min(frame_count - 1, int(step * (i + 0.5))) for i in range(budget)})
 
 
-# Past this many frames between samples, seeking beats decoding every frame in between. A seek decodes
-# from the keyframe before the target (OpenCV steps back 16 frames, then to a keyframe): with x264's usual
-# keyframe every 250 frames one seek cost as much as 85-170 grab()s at 720p and 1080p (benchmarks/levers.py).
-# For samples that cannot snap to keyframes (below): 150 halves decoding on 5 min clips (32 samples 281
-# frames apart); clips under ~2.5 min are still walked.
-SEEK_GAP_FRAMES = 150
 # OpenCV lands a seek to frame N by jumping to the keyframe at or before N - 16 and decoding forward, so a
 # target 16 frames past a keyframe costs 17 decodes, and a target just past a keyframe costs a whole GOP.
 OPENCV_SEEK_BACKSTEP = 16
-# A snapped sample costs a seek and OPENCV_SEEK_BACKSTEP + 1 decodes; walking costs `gap` grabs a sample.
-# Snap when samples are further apart than twice that (clips over ~35 s at 30 fps with the default budget).
-SNAP_GAP_FRAMES = 2 * OPENCV_SEEK_BACKSTEP
+# What a seek costs beyond the frames it decodes (demuxer seek, decoder flush), in frames: with it the
+# cost model below walks clips whose samples are under ~32 frames apart and seeks past ~150 frames with
+# x264's keyframe every 250 frames, the break-even points benchmarks/levers.py measured.
+SEEK_OVERHEAD_FRAMES = OPENCV_SEEK_BACKSTEP
+# Decoding costs ~2.6 ms per megapixel of frame on the 2-core reference machine (0.6 ms a 640x360 frame,
+# walking a clip). A video's sampling may decode this many megapixels (~10 s), whatever its keyframes: a
+# 170 s 1080p clip with a single keyframe cost 57 s of seeking before this bound (issue 12).
+MAX_DECODE_MEGAPIXELS = 4000
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """Which frames to decode and how; `decodes` is the estimated number of frames decoded."""
+
+    frames: list[int]
+    strategy: str  # "grab" (walk the stream) or "seek"
+    decodes: int
+
+
+def seek_cost(targets: list[int], keyframes: list[int]) -> int:
+    """Frames decoded (plus the per-seek overhead) to seek to each target in turn."""
+    cost = 0
+    for target in targets:
+        before = bisect.bisect_right(keyframes, max(0, target - OPENCV_SEEK_BACKSTEP)) - 1
+        start = keyframes[before] if before >= 0 else 0
+        cost += target - start + 1 + SEEK_OVERHEAD_FRAMES
+    return cost
+
+
+def plan_reads(wanted: list[int], keyframes: list[int], frame_count: int, pixels: int, mode: str) -> ReadPlan:
+    """The cheapest way to decode `wanted`, bounded by MAX_DECODE_MEGAPIXELS whatever the GOP.
+
+    Candidates: walk to the last sample; seek to each sample; seek to samples moved just past keyframes
+    (snap_to_keyframes). When even the cheapest costs more than the bound (keyframes too sparse for the
+    clip's length, e.g. one keyframe in a long clip), the samples are spread over the part of the clip
+    that can be walked within the bound instead.
+    """
+    plans = [ReadPlan(wanted, "grab", wanted[-1] + 1)]
+    if keyframes:
+        plans.append(ReadPlan(wanted, "seek", seek_cost(wanted, keyframes)))
+        snapped = snap_to_keyframes(wanted, keyframes, frame_count) if mode == "uniform" else None
+        if snapped is not None:
+            plans.append(ReadPlan(snapped, "seek", seek_cost(snapped, keyframes)))
+    best = min(plans, key=lambda plan: plan.decodes)
+    limit = max(len(wanted), int(MAX_DECODE_MEGAPIXELS * 1_000_000 / max(1, pixels)))
+    if best.decodes <= limit:
+        return best
+    walkable = frame_indices(min(frame_count, limit), len(wanted), mode)
+    return ReadPlan(walkable, "grab", walkable[-1] + 1)
 
 
 def keyframe_indices(path: str | Path) -> list[int]:
     """Indices of the frames stored as keyframes, from the packets alone (nothing is decoded).
 
     Reading 9,000 packets of a 5 min 720p clip takes ~0.02 s (OpenCV's raw-stream mode)."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_FORMAT, -1])
-    keys: list[int] = []
-    try:
-        index = 0
-        while cap.isOpened() and cap.grab():
-            if cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME):
-                keys.append(index)
-            index += 1
-    finally:
-        cap.release()
-    return keys
+    return [index for index, key in enumerate(_packet_flags(path)) if key]
 
 
 def snap_to_keyframes(wanted: list[int], keyframes: list[int], frame_count: int) -> list[int] | None:
@@ -240,9 +343,8 @@ def sample_frames(
     """Yield the sampled frames of a video in order, decoding one at a time (never the whole clip).
 
     strategy: "grab" walks the stream with grab() and decodes only sampled frames with retrieve();
-    "seek" jumps with CAP_PROP_POS_FRAMES; "auto" (uniform mode) moves each sample to a frame just past a
-    keyframe and seeks there when samples are far apart and the clip has enough keyframes
-    (snap_to_keyframes); otherwise it seeks to the exact frames only when they are very far apart.
+    "seek" jumps with CAP_PROP_POS_FRAMES; "auto" takes the cheapest of those (and, in uniform mode, of
+    seeking to samples moved just past keyframes) within a decode bound (plan_reads).
     """
     info = info or probe(path)
     if info.kind != "video":
@@ -251,14 +353,9 @@ def sample_frames(
     if not wanted:
         return
     if strategy == "auto":
-        gap = (wanted[-1] - wanted[0]) / max(1, len(wanted) - 1)
-        snapped = None
-        if mode == "uniform" and gap > SNAP_GAP_FRAMES:
-            snapped = snap_to_keyframes(wanted, keyframe_indices(path), info.frame_count)
-        if snapped is not None:
-            wanted, strategy = snapped, "seek"
-        else:
-            strategy = "seek" if gap > SEEK_GAP_FRAMES else "grab"
+        keyframes = keyframe_indices(path) if len(wanted) > 1 else []
+        plan = plan_reads(wanted, keyframes, info.frame_count, info.width * info.height, mode)
+        wanted, strategy = plan.frames, plan.strategy
     cap = cv2.VideoCapture(str(path))
     fps = info.fps
     try:

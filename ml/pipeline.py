@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ml.clip_model import ClipScores
-from ml.errors import MissingWeightsError
+from ml.errors import MediaError, MissingWeightsError
 from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
 from ml.features import track_steps
 from ml.gradcam import grad_cam, overlay
@@ -190,10 +190,14 @@ class Analyser:
         path = Path(path)
         progress("probing", 0.0)
         info = probe(path)
-        if info.kind == "image":
-            result = self._analyse_image(path, info, artifacts_dir, progress)
-        else:
-            result = self._analyse_video(path, info, artifacts_dir, progress)
+        try:
+            if info.kind == "image":
+                result = self._analyse_image(path, info, artifacts_dir, progress)
+            else:
+                result = self._analyse_video(path, info, artifacts_dir, progress)
+        except cv2.error as exc:
+            # OpenCV fails on what a file contains (shapes, pixel formats), and does so again on a retry.
+            raise MediaError("The file's pixels could not be processed; it may be damaged.") from exc
         result["seconds"] = round(time.perf_counter() - started, 3)
         result["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
         progress("done", 1.0)

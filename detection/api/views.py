@@ -18,6 +18,7 @@ from detection.forms import HistoryFilterForm, UploadForm
 from detection.models import Face, Item
 from detection.reports import pdf_response, report_data
 from detection.services import submit_uploads
+from detection.uploads import body_too_large
 
 from .errors import ApiError
 from .serializers import (
@@ -86,12 +87,12 @@ class AnalysisViewSet(
         },
     )
     def create(self, request: Request) -> Response:
-        too_big = site_views._request_too_big(request)
+        too_big = body_too_large(request)
         if too_big:
             raise ApiError("payload_too_large", too_big, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         options = CallbackOptionsSerializer(data=request.POST)
         options.is_valid(raise_exception=True)
-        form = UploadForm(data=request.POST, files=request.FILES)
+        form = UploadForm(data=request.POST, files=request.FILES, owner=request.user)
         if not form.is_valid():
             rejections = form.rejections or form.errors.get("files", [])
             raise ApiError(

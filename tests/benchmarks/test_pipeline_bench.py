@@ -90,3 +90,14 @@ def test_benchmark_runs_one_tiny_case(registry, tmp_path, capsys):
     match = HEADLINE.match(lines[-1])
     assert match, lines[-1]
     assert all(float(v) > 0 for v in match.groups())
+
+
+def test_the_benchmark_measures_sampling_with_a_single_keyframe(tmp_path):
+    spec = InputSpec("tiny", 320, 240, 2.0, fps=30)
+    path = build_input(spec, tmp_path)
+    line = bench.one_keyframe_sampling(path, 8, tmp_path / "scratch")
+    assert re.match(
+        r"^# sampling tiny: 8 frames in \d+\.\d\d s as encoded, 8 frames in \d+\.\d\d s with one keyframe",
+        line,
+    ), line
+    assert not list((tmp_path / "scratch").iterdir())

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PRODUCTION_ENV = {
@@ -94,3 +96,31 @@ def test_a_mistyped_media_accel_setting_fails_loudly(tmp_path):
     env = PRODUCTION_ENV | {"MEDIA_ACCEL_REDIRECT": "x-accel"}
     result = run_django("check", extra_env=env, tmp_path=tmp_path)
     assert result.returncode != 0 and "MEDIA_ACCEL_REDIRECT" in result.stderr
+
+
+def test_a_mistyped_boolean_stops_the_site_instead_of_turning_security_off(tmp_path):
+    result = run_django("check", extra_env={**PRODUCTION_ENV, "HTTPS": "ture"}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "HTTPS='ture' is not a yes/no value" in result.stderr
+
+
+def test_a_number_that_is_not_one_stops_the_site(tmp_path):
+    result = run_django("check", extra_env={**PRODUCTION_ENV, "MAX_UPLOAD_MB": "50MB"}, tmp_path=tmp_path)
+    assert result.returncode != 0 and "MAX_UPLOAD_MB='50MB' is not a number" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides, error_id",
+    [
+        ({"JOB_STALE_SECONDS": 900}, "detection.E010"),  # visibility timeout in tests is 8 s
+        ({"JOB_HEARTBEAT_SECONDS": 10, "JOB_STALE_SECONDS": 5}, "detection.E011"),
+        ({"MAX_FILES_PER_UPLOAD": 0}, "detection.E014"),
+    ],
+)
+def test_settings_invariants_are_system_checks(settings, overrides, error_id):
+    from detection.checks import check_job_and_review_settings
+
+    assert check_job_and_review_settings() == []
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    assert [error.id for error in check_job_and_review_settings()] == [error_id]

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from skimage import data
 
+from benchmarks.inputs import faststart  # noqa: F401 - re-exported: the fuzz run's seeds use it too
+
 # The face in astronaut.png (x, y, w, h), as RetinaFace finds it.
 ASTRONAUT_FACE = (177, 56, 95, 120)
 
@@ -63,3 +65,49 @@ def write_blank_video(path: Path, frames: int = 20, size: tuple[int, int] = (320
         writer.write(np.full((size[1], size[0], 3), 40 + t, np.uint8))
     writer.release()
     return path
+
+
+# --- Hostile containers, built by rewriting the boxes of a clip OpenCV wrote ----------------------------
+
+
+def single_keyframe(path: Path) -> Path:
+    """Rewrite the clip's keyframe table (stss) to list only its first frame, in place.
+
+    Demuxers then seek to frame 0 for any target and decode forward, which is what a long clip encoded
+    with one keyframe costs (OpenCV's writer cannot be told to write such a clip)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"stss")
+    data[at + 8 : at + 12] = (1).to_bytes(4, "big")
+    path.write_bytes(data)
+    return path
+
+
+def sound_only(path: Path, out: Path) -> Path:
+    """The clip with its only track's handler turned from video ('vide') into sound ('soun')."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"hdlr")
+    assert data[at + 12 : at + 16] == b"vide"
+    data[at + 12 : at + 16] = b"soun"
+    out.write_bytes(data)
+    return out
+
+
+def heif_box(brand: bytes = b"heic") -> bytes:
+    """The start of a HEIC/AVIF photo: an ftyp box with a still-image brand, a meta box, a little data."""
+    ftyp = (24).to_bytes(4, "big") + b"ftyp" + brand + b"\0\0\0\0" + b"mif1" + brand
+    meta = (20).to_bytes(4, "big") + b"meta" + b"\0" * 12
+    mdat = (1032).to_bytes(4, "big") + b"mdat" + bytes(range(256)) * 4
+    return ftyp + meta + mdat
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that announces width x height and holds a few rows of zeros: an image bomb's opening."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    rows = zlib.compress(b"\0" * min(width + 1, 1 << 20) * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

@@ -128,3 +128,137 @@ def test_samples_snap_to_cheap_seek_targets_spread_over_the_clip():
     assert all((f - OPENCV_SEEK_BACKSTEP) in keyframes for f in snapped)
     assert max(abs(a - b) for a, b in zip(snapped, wanted, strict=True)) < 250
     assert snap_to_keyframes(wanted, keyframes[:20], 9000) is None  # too few keyframes: keep exact seeks
+
+
+# --- Hostile shapes and containers (issue 12) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, message",
+    [((60000, 1), "impossible shape|too small"), ((1, 1), "too small"), ((4000, 100), "shape")],
+)
+def test_impossible_image_shapes_are_refused_at_probe(tmp_path, size, message):
+    path = tmp_path / "odd.png"
+    Image.new("L", size).save(path)
+    with pytest.raises(MediaError, match=message):
+        probe(path)
+
+
+@pytest.mark.parametrize("side", [20000, 65535])
+def test_images_over_pillows_own_bomb_limit_are_too_large_not_corrupt(tmp_path, side):
+    from tests.ml.media_factory import png_header_only
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(side, side))
+    with pytest.raises(MediaError, match="too large"):
+        probe(path)
+
+
+def test_sixteen_bit_grayscale_png_keeps_its_tones(tmp_path):
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    path = tmp_path / "gray16.png"
+    Image.fromarray(ramp).save(path)
+    rgb = load_image(path)
+    assert rgb.shape == (64, 64, 3)
+    assert rgb.mean() == pytest.approx(127.5, abs=2)  # all white (255) before the fix
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255
+
+
+def test_mp4_with_its_index_first_cut_to_a_third_is_truncated(tmp_path, face_video):
+    from tests.ml.media_factory import faststart
+
+    whole = faststart(face_video, tmp_path / "faststart.mp4")
+    assert probe(whole).frame_count == 40  # the rewrite itself is a valid clip
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    with pytest.raises(MediaError, match="truncated"):
+        probe(cut)
+
+
+@pytest.mark.parametrize("brand, name", [(b"heic", "HEIC"), (b"avif", "AVIF"), (b"mif1", "HEIF")])
+def test_heic_and_avif_renamed_mp4_are_named_as_photos(tmp_path, brand, name):
+    from tests.ml.media_factory import heif_box
+
+    path = tmp_path / "photo.mp4"
+    path.write_bytes(heif_box(brand))
+    with pytest.raises(MediaError, match=f"{name} photo"):
+        probe(path)
+
+
+def test_mp4_without_a_video_track_says_so(tmp_path, face_video):
+    from tests.ml.media_factory import sound_only
+
+    path = sound_only(face_video, tmp_path / "sound.mp4")
+    with pytest.raises(MediaError, match="no video stream"):
+        probe(path)
+
+
+def test_mp4_without_an_index_is_corrupt(tmp_path, face_video):
+    data = face_video.read_bytes()
+    at = data.find(b"moov") - 4
+    path = tmp_path / "nomoov.mp4"
+    path.write_bytes(data[:at])
+    with pytest.raises(MediaError, match="no index|truncated"):
+        probe(path)
+
+
+def test_read_plan_is_bounded_whatever_the_keyframes():
+    from ml.media import MAX_DECODE_MEGAPIXELS, plan_reads
+
+    pixels = 1920 * 1080
+    frames = 170 * 30  # the clip of issue 12: 170 s of 1080p with one keyframe
+    wanted = frame_indices(frames, 32)
+    plan = plan_reads(wanted, [0], frames, pixels, "uniform")
+    assert len(plan.frames) == 32 and plan.frames == sorted(set(plan.frames))
+    assert plan.decodes * pixels <= MAX_DECODE_MEGAPIXELS * 1_000_000
+    # 5 min with x264's keyframe every 250 frames: samples snap to keyframes, ~33 decodes each
+    regular = plan_reads(frame_indices(9000, 32), list(range(0, 9000, 250)), 9000, pixels, "uniform")
+    assert regular.strategy == "seek" and regular.decodes <= 32 * 40
+    # short clip, samples close together: walking is cheapest
+    short = frame_indices(300, 32)
+    assert plan_reads(short, list(range(0, 300, 250)), 300, pixels, "uniform").strategy == "grab"
+
+
+def test_single_keyframe_clip_costs_no_more_than_walking_it(tmp_path):
+    import time
+
+    import cv2
+
+    from tests.ml.media_factory import single_keyframe
+
+    # 5000 frames: samples 156 frames apart, where seeking used to be chosen and cost ~16x a walk
+    path = tmp_path / "one_key.mp4"
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (128, 96))
+    for i in range(5000):
+        writer.write(np.roll(base, 3 * i, axis=1))
+    writer.release()
+    single_keyframe(path)
+    started = time.perf_counter()
+    cap = cv2.VideoCapture(str(path))
+    while cap.grab():
+        pass
+    cap.release()
+    walk = time.perf_counter() - started
+    started = time.perf_counter()
+    frames = list(sample_frames(path, 32))
+    sampled = time.perf_counter() - started
+    print(f"single-keyframe 5000-frame clip: walk {walk:.2f} s, sample 32 frames {sampled:.2f} s")
+    assert len(frames) == 32
+    assert sampled < 3 * walk + 1  # before the bound: 16-22 times the walk
+
+
+def test_opencv_failures_inside_the_analysis_are_not_retried_as_transient(face_jpg, monkeypatch):
+    import cv2
+
+    from ml.pipeline import Analyser
+
+    def broken(*args):
+        return cv2.resize(np.zeros((0, 0), np.uint8), (2, 2))  # cv2.error: an internal assertion
+
+    analyser = object.__new__(Analyser)  # no models needed: the failure comes before them
+    monkeypatch.setattr(Analyser, "_analyse_image", broken)
+    with pytest.raises(MediaError, match="could not be processed") as raised:
+        analyser.analyse(face_jpg)
+    assert "cv2" not in str(raised.value) and "Assertion" not in str(raised.value)

@@ -1,0 +1,128 @@
+"""Oversize and anonymous upload bodies are refused before anything reads or spools them (issue 12, #1)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.uploadhandler import FileUploadHandler
+from django.test import Client
+from django.urls import reverse
+
+from detection.models import Item
+
+from .conftest import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+BOUNDARY = "guardboundary"
+
+
+class CountingStream:
+    """A request body that records how much of it the server read."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.read_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.read_bytes if n is None or n < 0 else min(n, self.size - self.read_bytes)
+        self.read_bytes += n
+        return b"\0" * n
+
+    def readline(self, *args) -> bytes:
+        return self.read(1)
+
+
+class RecordingHandler(FileUploadHandler):
+    """Last upload handler in the chain: what reaches it is what Django would have stored."""
+
+    received: dict[str, int] = {}
+
+    def receive_data_chunk(self, raw_data, start):
+        RecordingHandler.received[self.file_name] = RecordingHandler.received.get(self.file_name, 0) + len(
+            raw_data
+        )
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def post_unread_body(client: Client, length: int, headers: dict | None = None):
+    stream = CountingStream(length)
+    response = client.generic(
+        "POST",
+        reverse("upload"),
+        data=b"x",
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        headers=headers,
+        CONTENT_LENGTH=str(length),
+        **{"wsgi.input": stream},
+    )
+    return response, stream
+
+
+def csrf_client(client: Client) -> Client:
+    """A client that enforces CSRF like a browser, holding a valid CSRF cookie (as an attacker can)."""
+    strict = Client(enforce_csrf_checks=True)
+    strict.cookies = client.cookies
+    strict.get(reverse("login"))
+    return strict
+
+
+def test_anonymous_upload_is_sent_to_login_without_reading_the_body(client):
+    response, stream = post_unread_body(csrf_client(client), 1024**3)
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+    assert stream.read_bytes == 0  # before: the CSRF check parsed (and spooled) the whole body
+
+
+def test_anonymous_xhr_upload_gets_a_403_json(client):
+    response, stream = post_unread_body(client, 10_000, headers={"x-requested-with": "XMLHttpRequest"})
+    assert response.status_code == 403 and response.json()["errors"] == ["Log in to upload."]
+    assert stream.read_bytes == 0
+
+
+def test_a_content_length_over_all_limits_is_refused_unread(client, user, settings):
+    settings.MAX_UPLOAD_MB, settings.MAX_UPLOAD_BYTES, settings.MAX_FILES_PER_UPLOAD = 1, 1024 * 1024, 2
+    strict = csrf_client(client)
+    strict.force_login(user)
+    response, stream = post_unread_body(strict, 10 * 1024 * 1024)
+    assert response.status_code == 413
+    assert "too large" in response.content.decode()
+    assert stream.read_bytes == 0
+
+
+def test_a_file_over_the_limit_is_dropped_as_it_arrives_and_named(alice_client, settings, monkeypatch):
+    settings.MAX_UPLOAD_MB, settings.MAX_UPLOAD_BYTES = 1, 1024 * 1024
+    settings.FILE_UPLOAD_HANDLERS = [
+        "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+        "tests.detection.test_upload_guard.RecordingHandler",
+    ]
+    RecordingHandler.received = {}
+    monkeypatch.setattr("detection.jobs.enqueue", lambda item: True)
+    big = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * (3 * 1024 * 1024))
+    big.name = "huge.png"
+    small = io.BytesIO(image_bytes())
+    small.name = "fine.png"
+    response = alice_client.post(reverse("upload"), {"files": [big, small]}, follow=True)
+    assert "huge.png is larger than the limit of 1 MB per file." in response.content.decode()
+    assert list(Item.objects.values_list("original_name", flat=True)) == ["fine.png"]
+    # Stored no more than the limit plus one chunk (before: all 3 MB went to a temporary file)
+    assert RecordingHandler.received.get("huge.png", 0) <= 1024 * 1024 + 64 * 1024
+
+
+def test_more_files_than_allowed_without_javascript_get_a_page_that_says_so(alice_client, settings):
+    files = []
+    for i in range(settings.MAX_FILES_PER_UPLOAD + 1):
+        upload = io.BytesIO(image_bytes(color=(i, 10, 10)))
+        upload.name = f"photo{i}.png"
+        files.append(upload)
+    response = alice_client.post(reverse("upload"), {"files": files})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert (
+        f"Upload at most {settings.MAX_FILES_PER_UPLOAD} files at a time." in page
+    )  # before: "Bad Request (400)"
+    assert "<form" in page
+    assert not Item.objects.exists()
