@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from .views import _wants_json as wants_json
+from .uploads import wants_json
 
 
 class ContentSecurityPolicyMiddleware:
