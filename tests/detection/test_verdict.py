@@ -48,6 +48,7 @@ def test_overturned_fake_reads_real_first_on_page_history_and_status(alice_clien
     assert 'class="verdict verdict-real" id="verdict"' in html
     assert html.index("REAL", banner) < html.index("The model's verdict") < html.index("FAKE", banner)
     assert "52.1% fake probability" in html  # the model's verdict stays beside the review
+    assert html.count(" UTC</time>") >= 2  # the review's time says its zone, like the upload's
 
     status = alice_client.get(reverse("item_status", args=[item.pk])).json()
     assert (status["verdict"], status["model_verdict"]) == ("real", "fake")
