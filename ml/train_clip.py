@@ -45,9 +45,13 @@ class ClipTrainConfig:
 
 
 def _photo_filter(split: str, cfg: ClipTrainConfig) -> Callable[[str], bool]:
-    """Which files of a split are used, by path: train photos are thinned, nothing else is."""
+    """Which photos of a split are used, by path: train photos are thinned, others only excluded."""
     if split == "train":
         return lambda path: keep_photo(Path(path).name, cfg)
+    return _not_excluded(cfg)
+
+
+def _not_excluded(cfg: ClipTrainConfig) -> Callable[[str], bool]:
     return lambda path: not Path(path).name.startswith(tuple(cfg.exclude))
 
 
@@ -125,12 +129,7 @@ def gather(
         videos = video_crops(data / "videos" / split, cache_dir, cfg.video_frames, log=log)
         photo_keep = _photo_filter(split, cfg)
         fill(store, crop_set_items(photos, keep=photo_keep), encode, log=log)
-        fill(
-            store,
-            crop_set_items(videos, cfg.frames_per_track, keep=_photo_filter("val", cfg)),
-            encode,
-            log=log,
-        )
+        fill(store, crop_set_items(videos, cfg.frames_per_track, keep=_not_excluded(cfg)), encode, log=log)
         out[f"{split}_photos"] = photo_features(photos, store, photo_keep)
         out[f"{split}_frames"] = frame_features(videos, store, cfg.frames_per_track, cfg.exclude)
         if split == "train" and cfg.synth_per_family:
