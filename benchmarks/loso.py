@@ -138,16 +138,11 @@ def synth_row(features, cfg, family: str, photos, rows_of):
 
 def record_in_card(results, config: Path) -> None:
     """The table, per row, into the card of the default CLIP model (the recipe `config` trained)."""
-    report = {
-        "config": config.name,
-        "rows": [
-            {"row": r.row, "auc": round(r.auc, 4), "fakes": r.n_fake, "reals": r.n_real} for r in results
-        ],
-    }
+    table = [{"row": r.row, "auc": round(r.auc, 4), "fakes": r.n_fake, "reals": r.n_real} for r in results]
     record_metrics(
         default_ref("clip"),
         "loso",
-        {"table": report["rows"], "config": report["config"], "summary": summary_line(results)},
+        {"table": table, "config": config.name, "summary": summary_line(results)},
         known_limits=known_limits(results),
     )
 

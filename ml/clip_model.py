@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ml.clip_encoder import ClipEncoder, feature_rows
+from ml.clip_encoder import EMBED_DIM, ClipEncoder, feature_rows
 from ml.probe import LinearProbe, select
 
 PATCH_GRID = 14
@@ -47,8 +47,8 @@ class ClipDetector:
         if self.probe.feature != "cls":
             return None
         patches = tokens[1:]
-        rows = np.zeros((len(patches), 512 + patches.shape[1]), np.float32)
-        rows[:, 512:] = patches
+        rows = np.zeros((len(patches), EMBED_DIM + patches.shape[1]), np.float32)
+        rows[:, EMBED_DIM:] = patches
         grid = self.probe.logits(rows).reshape(PATCH_GRID, PATCH_GRID)
         grid = grid - grid.min()
         if grid.max() > 0:
