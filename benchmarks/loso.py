@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.clip_encoder import ClipEncoder
-from ml.features import EmbeddingStore
+from ml.features import clip_stores
 from ml.loso import (
     IMAGE_ROWS,
     VIDEO_ROWS,
@@ -91,11 +91,8 @@ def run(cmd: list[str]) -> None:
 
 def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> list:
     """Every LOSO row for the CLIP probe recipe `cfg`, plus one per synthetic family it uses."""
-    stores = (
-        EmbeddingStore(cache.parent / "features" / "clip_vitb16.npz"),
-        EmbeddingStore(cache.parent / "features" / f"clip_vitb16_synth_s{cfg.seed}.npz"),
-    )
-    features = gather(data, cache, stores, ClipEncoder().encode, cfg, log, splits=("train", "val", "test"))
+    stores = clip_stores(cache, cfg.seed)
+    features = gather(data, cache, stores, ClipEncoder().feature_rows, cfg, log, splits=SPLITS)
     rows_of: dict[str, list[np.ndarray]] = {}  # media file name -> its feature rows (a photo: one)
     for name, f in features.items():
         if name != "train_synth":
@@ -163,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FAMILY",
         help="clip: the recipe with no forgeries, with each FAMILY alone, and with all of them",
     )
+    parser.add_argument(
+        "--compare-features",
+        nargs="+",
+        metavar="FEATURE",
+        help="clip: the recipe with each probe input (cls, L8, L6+L9+cls ...: ml.probe.FEATURE_SLICES)",
+    )
+    parser.add_argument("--c", type=float, nargs="+", help="clip, --compare-features: each probe C too")
     parser.add_argument("--per-family", type=int, default=320, help="clip: forgeries per family (ablation)")
     parser.add_argument("--task", choices=["image", "video"], help="finetune: which model")
     parser.add_argument("--holdout", nargs="+", help="finetune: file-name prefixes of the held-out source")
@@ -177,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.model == "clip" and args.ablate_families:
         return ablate_families(args)
+    if args.model == "clip" and args.compare_features:
+        return compare_features(args)
     if args.model == "clip":
         cfg = ClipTrainConfig(**json.loads(args.config.read_text()))
         results = clip_rows(args.data, Path(args.cache), cfg)
@@ -192,21 +198,37 @@ def main(argv: list[str] | None = None) -> int:
     return finetune_row(args)
 
 
+def _variant_line(label: str, results: list) -> str:
+    """One row of a comparison table: the source rows' mean and worst AUC, and the synthetic rows' mean."""
+    rows = [r for r in results if not r.row.startswith("synth_")]
+    synth = [r.auc for r in results if r.row.startswith("synth_")]
+    worst = min(rows, key=lambda r: r.auc)
+    synth_mean = f"{np.mean(synth):.3f}" if synth else "-"
+    mean = np.mean([r.auc for r in rows])
+    return f"| {label} | {len(rows)} | {mean:.3f} | {worst.auc:.3f} | {worst.row} | {synth_mean} |"
+
+
+def compare_features(args: argparse.Namespace) -> int:
+    """Which CLIP output the probe should read, by leave-one-source-out (features are embedded once)."""
+    base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    print("| probe input, C | source rows | mean AUC | worst AUC | worst row | synthetic rows |")
+    print("|---|---|---|---|---|---|")
+    for feature in args.compare_features:
+        for c in args.c or [base.c]:
+            cfg = replace(base, feature=feature, c=c)
+            print(_variant_line(f"{feature}, {c:g}", clip_rows(args.data, Path(args.cache), cfg)), flush=True)
+    return 0
+
+
 def ablate_families(args: argparse.Namespace) -> int:
     """What each synthetic family is worth: the source rows' mean and worst AUC with and without it."""
     base = ClipTrainConfig(**json.loads(args.config.read_text()))
     mixes = [(), *[(f,) for f in args.ablate_families], tuple(args.ablate_families)]
-    print("| forgeries mixed in | source rows | mean AUC | worst AUC | worst row |")
-    print("|---|---|---|---|---|")
+    print("| forgeries mixed in | source rows | mean AUC | worst AUC | worst row | synthetic rows |")
+    print("|---|---|---|---|---|---|")
     for mix in mixes:
         cfg = replace(base, synth_per_family={f: args.per_family for f in mix})
-        rows = [r for r in clip_rows(args.data, Path(args.cache), cfg) if not r.row.startswith("synth_")]
-        worst = min(rows, key=lambda r: r.auc)
-        mean = np.mean([r.auc for r in rows])
-        print(
-            f"| {'+'.join(mix) or 'none'} | {len(rows)} | {mean:.3f} | {worst.auc:.3f} | {worst.row} |",
-            flush=True,
-        )
+        print(_variant_line("+".join(mix) or "none", clip_rows(args.data, Path(args.cache), cfg)), flush=True)
     return 0
 
 

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,15 @@ CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 INPUT_SIZE = 224
 EMBED_DIM = 512
 CLS_DIM = 768
+LAYERS = 12
+# The node that closes each of the 12 transformer blocks (its second residual Add), as HF's exporter names
+# it. The CLS token of every block is an output of the rewritten graph: middle blocks keep low-level traces
+# (blending, resampling) that the last block, trained to match captions, has mostly abstracted away.
+BLOCK_END_NODE = "/vision_model/encoder/layers.{}/Add_1"
+LAYER_CLS_OUTPUTS = [f"layer{i + 1}_cls" for i in range(LAYERS)]
+ROW_DIM = EMBED_DIM + CLS_DIM + LAYERS * CLS_DIM
+# Bumped whenever `dequantise_graph` changes what it writes, so a cached graph of an older rewrite is rebuilt.
+GRAPH_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -55,8 +65,11 @@ def source_model_path() -> Path:
     return path
 
 
-def dequantise_graph(src: Path, dst: Path) -> int:
-    """Rewrite every MatMulInteger chain of `src` as an fp32 MatMul; returns how many were rewritten."""
+def dequantise_graph(src: Path, dst: Path, expose_blocks: bool = True) -> int:
+    """Rewrite every MatMulInteger chain of `src` as an fp32 MatMul; returns how many were rewritten.
+
+    `expose_blocks` adds each transformer block's CLS token to the outputs (the CLIP tower's node names).
+    """
     import onnx
     from onnx import numpy_helper
 
@@ -97,6 +110,8 @@ def dequantise_graph(src: Path, dst: Path) -> int:
     del graph.node[:]
     graph.node.extend(kept)
     _drop_unused_initializers(graph)
+    if expose_blocks:
+        _expose_layer_cls(graph)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".tmp")
     onnx.save(model, str(tmp))
@@ -112,6 +127,21 @@ def _drop_unused_initializers(graph) -> None:
     graph.initializer.extend(kept)
 
 
+def _expose_layer_cls(graph) -> None:
+    """Add each block's CLS token ([N, 768], `layerK_cls`) to the graph's outputs."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    output_of = {node.name: node.output[0] for node in graph.node}
+    graph.initializer.append(numpy_helper.from_array(np.array(0, np.int64), "cls_index"))
+    for i, name in enumerate(LAYER_CLS_OUTPUTS):
+        block_output = output_of[BLOCK_END_NODE.format(i)]
+        graph.node.append(
+            onnx.helper.make_node("Gather", [block_output, "cls_index"], [name], axis=1, name=name)
+        )
+        graph.output.append(onnx.helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", CLS_DIM]))
+
+
 def fp32_model_path() -> Path:
     return cache_dir() / FP32_NAME
 
@@ -122,6 +152,8 @@ def fp32_status() -> str | None:
     if not path.is_file() or not stamp.is_file():
         return f"{path} not built yet (python -m ml prepare)"
     recorded = json.loads(stamp.read_text())
+    if recorded.get("graph_version") != GRAPH_VERSION:
+        return f"{path} was built by an older rewrite; rebuild with python -m ml prepare"
     if recorded.get("source_sha256") != SOURCE_SHA256:
         return f"{path} was built from another source file; rebuild with python -m ml prepare"
     if recorded.get("bytes") != path.stat().st_size:
@@ -140,7 +172,12 @@ def ensure_fp32_model(log=print) -> Path:
     path = fp32_model_path()
     log(f"building {path} from {source} (once; about a minute)")
     rewritten = dequantise_graph(source, path)
-    stamp = {"source_sha256": digest, "bytes": path.stat().st_size, "matmuls_dequantised": rewritten}
+    stamp = {
+        "graph_version": GRAPH_VERSION,
+        "source_sha256": digest,
+        "bytes": path.stat().st_size,
+        "matmuls_dequantised": rewritten,
+    }
     path.with_suffix(".json").write_text(json.dumps(stamp, indent=2) + "\n")
     return path
 
@@ -157,33 +194,49 @@ def preprocess(crops: list[np.ndarray]) -> np.ndarray:
     return batch
 
 
+@dataclass
+class ClipOutputs:
+    """What the tower gives for a batch of crops."""
+
+    embeds: np.ndarray  # [N, 512] projected image embedding
+    tokens: np.ndarray  # [N, 197, 768] last block: CLS then the 14x14 patch tokens
+    layer_cls: np.ndarray  # [N, 12, 768] CLS token after each block
+
+    def rows(self) -> np.ndarray:
+        """Each crop's stored feature row (what probes read): embed 512, last CLS 768, blocks 1-12 CLS."""
+        n = len(self.embeds)
+        return np.concatenate([self.embeds, self.tokens[:, 0], self.layer_cls.reshape(n, -1)], axis=1)
+
+
 class ClipEncoder:
-    """Frozen CLIP image features of face crops: the 512-d projected embedding and the 768-d CLS token."""
+    """Frozen CLIP image features of face crops."""
 
     def __init__(self, model_path: Path | None = None, threads: int | None = None):
         from ml.runtime import onnx_cpu_session
 
         self.session = onnx_cpu_session(model_path or ensure_fp32_model(), threads=threads)
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        # image_embeds, the last hidden state (its exporter's name varies), then the blocks' CLS tokens
+        self.output_names = outputs[:2] + LAYER_CLS_OUTPUTS
 
-    def encode_tokens(self, crops: list[np.ndarray], batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-        """(image_embeds [N, 512], last hidden state [N, 197, 768]: CLS then the 14x14 patch tokens)."""
-        embeds, hidden = [], []
+    def run(self, crops: list[np.ndarray], batch_size: int = 8) -> ClipOutputs:
+        """All outputs for RGB uint8 crops, `batch_size` crops per call."""
+        parts: list[list[np.ndarray]] = [[], [], []]
         for start in range(0, len(crops), batch_size):
             pixel_values = preprocess(crops[start : start + batch_size])
-            image_embeds, tokens = self.session.run(self.output_names, {"pixel_values": pixel_values})
-            embeds.append(image_embeds)
-            hidden.append(tokens)
-        if not embeds:
-            return np.zeros((0, EMBED_DIM), np.float32), np.zeros((0, 197, CLS_DIM), np.float32)
-        return np.concatenate(embeds), np.concatenate(hidden)
+            embeds, tokens, *layers = self.session.run(self.output_names, {"pixel_values": pixel_values})
+            for part, value in zip(parts, (embeds, tokens, np.stack(layers, axis=1)), strict=True):
+                part.append(value)
+        if not parts[0]:
+            empty = np.zeros((0, 197, CLS_DIM), np.float32)
+            return ClipOutputs(np.zeros((0, EMBED_DIM), np.float32), empty, np.zeros((0, LAYERS, CLS_DIM)))
+        return ClipOutputs(*(np.concatenate(p) for p in parts))
 
     def encode(self, crops: list[np.ndarray], batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """(image_embeds [N, 512], CLS token [N, 768]) for RGB uint8 crops."""
-        embeds, hidden = self.encode_tokens(crops, batch_size)
-        return embeds, hidden[:, 0]
+        out = self.run(crops, batch_size)
+        return out.embeds, out.tokens[:, 0]
 
-
-def feature_rows(embeds: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """The stored feature row of each crop: image_embeds then the CLS token (what probes read)."""
-    return np.concatenate([embeds, tokens[:, 0]], axis=1)
+    def feature_rows(self, crops: list[np.ndarray]) -> np.ndarray:
+        """The stored feature rows ([N, ROW_DIM]) of RGB uint8 crops."""
+        return self.run(crops).rows()

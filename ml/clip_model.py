@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ml.clip_encoder import EMBED_DIM, ClipEncoder, feature_rows
-from ml.probe import LinearProbe, select
+from ml.clip_encoder import ROW_DIM, ClipEncoder
+from ml.probe import FEATURE_SLICES, LinearProbe, select
 
 PATCH_GRID = 14
 
@@ -36,9 +36,9 @@ class ClipDetector:
         self.encoder = encoder or ClipEncoder()
 
     def score(self, crops: list[np.ndarray], with_maps: bool = False) -> ClipScores:
-        embeds, tokens = self.encoder.encode_tokens(crops)
-        rows = feature_rows(embeds, tokens)
-        maps = [self.patch_map(t) if with_maps else None for t in tokens]
+        outputs = self.encoder.run(crops)
+        rows = outputs.rows()
+        maps = [self.patch_map(t) if with_maps else None for t in outputs.tokens]
         features = select(rows, self.probe.feature, self.probe.l2).astype(np.float32)
         return ClipScores(self.probe.logits(rows), maps, features)
 
@@ -47,8 +47,8 @@ class ClipDetector:
         if self.probe.feature != "cls":
             return None
         patches = tokens[1:]
-        rows = np.zeros((len(patches), EMBED_DIM + patches.shape[1]), np.float32)
-        rows[:, EMBED_DIM:] = patches
+        rows = np.zeros((len(patches), ROW_DIM), np.float32)
+        rows[:, FEATURE_SLICES["cls"]] = patches
         grid = self.probe.logits(rows).reshape(PATCH_GRID, PATCH_GRID)
         grid = grid - grid.min()
         if grid.max() > 0:

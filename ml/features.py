@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-Encoder = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+Encoder = Callable[[list[np.ndarray]], np.ndarray]  # crops -> feature rows
 
 
 class EmbeddingStore:
-    """key -> (embed, cls) rows in one .npz, saved atomically every `flush_every` new rows."""
+    """key -> feature row (`ml.clip_encoder.ClipOutputs.rows`) in one .npz, saved atomically now and then."""
 
-    def __init__(self, path: Path, flush_every: int = 64):
+    def __init__(self, path: Path, flush_every: int = 256):
         self.path = path
         self.flush_every = flush_every
         self.rows: dict[str, np.ndarray] = {}
@@ -69,8 +69,7 @@ def fill(
     pending = [(k, make) for k, make in items if k not in store]
     for start in range(0, len(pending), batch):
         chunk = pending[start : start + batch]
-        embeds, cls = encode([make() for _, make in chunk])
-        store.add([k for k, _ in chunk], np.concatenate([embeds, cls], axis=1))
+        store.add([k for k, _ in chunk], encode([make() for _, make in chunk]))
         if (start // batch) % 25 == 0:
             log(f"  {store.path.name}: {start + len(chunk)}/{len(pending)} new rows")
     store.save()
@@ -103,3 +102,13 @@ def crop_set_items(cs, per_track: int = 4, keep: Callable[[str], bool] = lambda 
         else:
             for t in track_steps(int(cs.lengths[i]), per_track):
                 yield frame_key(path, t), (lambda i=i, t=t: inner_crop(cs.crops[i, t]))
+
+
+def clip_stores(crop_cache: Path, seed: int) -> tuple[EmbeddingStore, EmbeddingStore]:
+    """(faces of the media, synthetic forgeries of seed `seed`): the stores beside the crop cache."""
+    # "blocks": rows carry every block's CLS token (ClipOutputs.rows); older stores had embed | CLS only.
+    folder = crop_cache.parent / "features"
+    return (
+        EmbeddingStore(folder / "clip_vitb16_blocks.npz"),
+        EmbeddingStore(folder / f"clip_vitb16_blocks_synth_s{seed}.npz"),
+    )

@@ -11,25 +11,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.clip_encoder import CLS_DIM, EMBED_DIM
+from ml.clip_encoder import CLS_DIM, EMBED_DIM, LAYERS
 
-# Which slice of a stored feature row (image_embeds 512 | CLS 768) a probe reads.
+# Which slice of a stored feature row (`ml.clip_encoder.ClipOutputs.rows`) each named part is.
 FEATURE_SLICES = {
     "embed": slice(0, EMBED_DIM),
     "cls": slice(EMBED_DIM, EMBED_DIM + CLS_DIM),
-    "both": slice(0, EMBED_DIM + CLS_DIM),
+    **{
+        f"L{k}": slice(EMBED_DIM + k * CLS_DIM, EMBED_DIM + (k + 1) * CLS_DIM)  # block k's CLS, k = 1..12
+        for k in range(1, LAYERS + 1)
+    },
 }
+ALIASES = {"both": "embed+cls"}
+
+
+def feature_parts(feature: str) -> list[str]:
+    """The parts a probe's feature name joins: "cls", "L8", "L6+L9+cls" ..."""
+    parts = ALIASES.get(feature, feature).split("+")
+    unknown = [p for p in parts if p not in FEATURE_SLICES]
+    if unknown:
+        raise ValueError(f"unknown feature part(s) {unknown}; known: {sorted(FEATURE_SLICES)}")
+    return parts
 
 
 def select(features: np.ndarray, feature: str, l2: bool = True) -> np.ndarray:
-    """The probe's input: the named slice, each part L2-normalised on its own when `l2`."""
-    if feature == "both":
-        parts = [select(features, "embed", l2), select(features, "cls", l2)]
-        return np.concatenate(parts, axis=1)
-    x = features[:, FEATURE_SLICES[feature]].astype(np.float64)
-    if l2:
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return x
+    """The probe's input: the named parts side by side, each L2-normalised on its own when `l2`."""
+    out = []
+    for part in feature_parts(feature):
+        x = features[:, FEATURE_SLICES[part]].astype(np.float64)
+        if l2:
+            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        out.append(x)
+    return np.concatenate(out, axis=1)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.dataset import CropSet, image_crops, inner_crop, video_crops
-from ml.features import EmbeddingStore, crop_set_items, fill, frame_key, photo_key, track_steps
+from ml.features import EmbeddingStore, clip_stores, crop_set_items, fill, frame_key, photo_key, track_steps
 from ml.metrics import classification_report, fit_temperature
 from ml.probe import LinearProbe, fit_probe, select
 from ml.registry import ModelCard, save_probe
@@ -170,11 +170,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
     from ml.clip_encoder import ClipEncoder
 
     encoder = ClipEncoder()
-    stores = (
-        EmbeddingStore(cache_dir.parent / "features" / "clip_vitb16.npz"),
-        EmbeddingStore(cache_dir.parent / "features" / f"clip_vitb16_synth_s{cfg.seed}.npz"),
-    )
-    features = gather(data, cache_dir, stores, encoder.encode, cfg, log)
+    features = gather(data, cache_dir, clip_stores(cache_dir, cfg.seed), encoder.feature_rows, cfg, log)
     probe = fit(features, cfg)
     val_photos = features["val_photos"]
     photo_logits = probe.logits(val_photos.x)

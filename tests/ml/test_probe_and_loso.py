@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from ml.clip_encoder import CLS_DIM, EMBED_DIM
+from ml.clip_encoder import EMBED_DIM, ROW_DIM
 from ml.features import EmbeddingStore, fill, track_steps
 from ml.loso import split_row, summary_line
-from ml.probe import LinearProbe, fit_probe
+from ml.probe import FEATURE_SLICES, LinearProbe, feature_parts, fit_probe, select
 from ml.sources import MediaRecord, source_group
 from ml.train_clip import ClipTrainConfig, Features, fit, keep_photo, source_name, track_logits
 
-WIDTH = EMBED_DIM + CLS_DIM
+WIDTH = ROW_DIM
 
 
 def _features(rng, n, shift):
@@ -33,13 +34,31 @@ def test_probe_separates_what_is_separable_and_survives_its_arrays():
     np.testing.assert_allclose(again.logits(x), logits, rtol=1e-9)
 
 
+def test_probe_reads_the_named_blocks_each_normalised_on_its_own():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([_features(rng, 150, 0.0), _features(rng, 150, 0.0)])
+    y = np.r_[np.zeros(150), np.ones(150)]
+    x[150:, FEATURE_SLICES["L6"].start : FEATURE_SLICES["L6"].start + 8] += 3.0  # block 6 carries the label
+    assert feature_parts("L6+cls") == ["L6", "cls"] and feature_parts("both") == ["embed", "cls"]
+    chosen = select(x, "L6+cls")
+    assert chosen.shape == (300, 2 * 768)
+    np.testing.assert_allclose(np.linalg.norm(chosen[:, :768], axis=1), 1.0)
+    fit_rows, held_out = np.arange(300) % 2 == 0, np.arange(300) % 2 == 1
+    block6 = fit_probe(x[fit_rows], y[fit_rows], feature="L6")
+    last = fit_probe(x[fit_rows], y[fit_rows], feature="L12")
+    assert ((block6.logits(x[held_out]) > 0) == y[held_out]).mean() > 0.9
+    assert ((last.logits(x[held_out]) > 0) == y[held_out]).mean() < 0.7  # block 12's slice is only noise here
+    with pytest.raises(ValueError, match="unknown feature"):
+        select(x, "L13")
+
+
 def test_store_embeds_only_what_is_missing_and_persists(tmp_path):
     calls = []
 
     def encode(crops):
         calls.append(len(crops))
         n = len(crops)
-        return np.full((n, EMBED_DIM), 1.0, np.float32), np.full((n, CLS_DIM), 2.0, np.float32)
+        return np.full((n, WIDTH), 1.0, np.float32)
 
     store = EmbeddingStore(tmp_path / "f.npz")
     fill(
