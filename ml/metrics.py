@@ -104,6 +104,17 @@ def selective_report(
     }
 
 
+def map_mass_share(heatmap: np.ndarray, region: np.ndarray) -> float:
+    """The share of a heatmap's weight that falls inside a {0, 1} region of the same shape (0 if empty)."""
+    total = float(heatmap.sum())
+    return float((heatmap * region).sum()) / total if total > 0 else 0.0
+
+
+def map_peak_inside(heatmap: np.ndarray, region: np.ndarray) -> bool:
+    """Whether the heatmap's peak lies inside the region (the pointing game, Zhang et al., 2016)."""
+    return bool(region.flat[int(np.argmax(heatmap))] > 0.5)
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature T minimising validation log-loss of sigmoid(logit / T) (Guo et al., 2017)."""
     logits = np.asarray(logits, dtype=np.float64)

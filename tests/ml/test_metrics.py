@@ -66,3 +66,17 @@ def test_uncertain_items_are_abstained_first_and_not_counted_as_confidently_wron
     assert report["decided_accuracy"] == pytest.approx(3 / 4)
     assert report["accuracy_at_80"] == pytest.approx(3 / 4)
     assert report["risk_coverage"]["1.0"] == pytest.approx(3 / 5)
+
+
+def test_map_mass_share_and_pointing_game():
+    from ml.metrics import map_mass_share, map_peak_inside
+
+    region = np.zeros((10, 10), np.float32)
+    region[:5] = 1
+    uniform = np.ones((10, 10))
+    assert map_mass_share(uniform, region) == 0.5  # a map that ignores the region gets its area
+    peaked = np.zeros((10, 10))
+    peaked[2, 3], peaked[8, 8] = 3.0, 1.0
+    assert map_mass_share(peaked, region) == 0.75 and map_peak_inside(peaked, region)
+    assert not map_peak_inside(peaked, 1 - region)
+    assert map_mass_share(np.zeros((10, 10)), region) == 0.0
