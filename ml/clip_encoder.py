@@ -37,13 +37,13 @@ EMBED_DIM = 512
 CLS_DIM = 768
 LAYERS = 12
 # The node that closes each of the 12 transformer blocks (its second residual Add), as HF's exporter names
-# it. The CLS token of every block is an output of the rewritten graph: middle blocks keep low-level traces
+# it. Every block's tokens are outputs of the rewritten graph: middle blocks keep low-level traces
 # (blending, resampling) that the last block, trained to match captions, has mostly abstracted away.
 BLOCK_END_NODE = "/vision_model/encoder/layers.{}/Add_1"
-LAYER_CLS_OUTPUTS = [f"layer{i + 1}_cls" for i in range(LAYERS)]
+BLOCK_OUTPUTS = [f"block{i + 1}" for i in range(LAYERS)]  # [N, 197, 768] each: CLS, then 14x14 patches
 ROW_DIM = EMBED_DIM + CLS_DIM + LAYERS * CLS_DIM
 # Bumped whenever `dequantise_graph` changes what it writes, so a cached graph of an older rewrite is rebuilt.
-GRAPH_VERSION = 2
+GRAPH_VERSION = 3
 
 
 def cache_dir() -> Path:
@@ -68,7 +68,7 @@ def source_model_path() -> Path:
 def dequantise_graph(src: Path, dst: Path, expose_blocks: bool = True) -> int:
     """Rewrite every MatMulInteger chain of `src` as an fp32 MatMul; returns how many were rewritten.
 
-    `expose_blocks` adds each transformer block's CLS token to the outputs (the CLIP tower's node names).
+    `expose_blocks` adds each transformer block's tokens to the outputs (the CLIP tower's node names).
     """
     import onnx
     from onnx import numpy_helper
@@ -111,7 +111,7 @@ def dequantise_graph(src: Path, dst: Path, expose_blocks: bool = True) -> int:
     graph.node.extend(kept)
     _drop_unused_initializers(graph)
     if expose_blocks:
-        _expose_layer_cls(graph)
+        _expose_blocks(graph)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".tmp")
     onnx.save(model, str(tmp))
@@ -127,19 +127,18 @@ def _drop_unused_initializers(graph) -> None:
     graph.initializer.extend(kept)
 
 
-def _expose_layer_cls(graph) -> None:
-    """Add each block's CLS token ([N, 768], `layerK_cls`) to the graph's outputs."""
+def _expose_blocks(graph) -> None:
+    """Add each block's output tokens to the graph's outputs as `block1` .. `block12`."""
     import onnx
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
 
     output_of = {node.name: node.output[0] for node in graph.node}
-    graph.initializer.append(numpy_helper.from_array(np.array(0, np.int64), "cls_index"))
-    for i, name in enumerate(LAYER_CLS_OUTPUTS):
-        block_output = output_of[BLOCK_END_NODE.format(i)]
+    for i, name in enumerate(BLOCK_OUTPUTS):
         graph.node.append(
-            onnx.helper.make_node("Gather", [block_output, "cls_index"], [name], axis=1, name=name)
+            onnx.helper.make_node("Identity", [output_of[BLOCK_END_NODE.format(i)]], [name], name=name)
         )
-        graph.output.append(onnx.helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", CLS_DIM]))
+        shape = ["batch", 197, CLS_DIM]
+        graph.output.append(onnx.helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
 
 
 def fp32_model_path() -> Path:
@@ -199,13 +198,17 @@ class ClipOutputs:
     """What the tower gives for a batch of crops."""
 
     embeds: np.ndarray  # [N, 512] projected image embedding
-    tokens: np.ndarray  # [N, 197, 768] last block: CLS then the 14x14 patch tokens
-    layer_cls: np.ndarray  # [N, 12, 768] CLS token after each block
+    blocks: np.ndarray  # [N, 12, 197, 768] each block's tokens: CLS, then the 14x14 patch tokens
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The last block's tokens [N, 197, 768] (the last hidden state)."""
+        return self.blocks[:, -1]
 
     def rows(self) -> np.ndarray:
         """Each crop's stored feature row (what probes read): embed 512, last CLS 768, blocks 1-12 CLS."""
         n = len(self.embeds)
-        return np.concatenate([self.embeds, self.tokens[:, 0], self.layer_cls.reshape(n, -1)], axis=1)
+        return np.concatenate([self.embeds, self.tokens[:, 0], self.blocks[:, :, 0].reshape(n, -1)], axis=1)
 
 
 class ClipEncoder:
@@ -215,22 +218,19 @@ class ClipEncoder:
         from ml.runtime import onnx_cpu_session
 
         self.session = onnx_cpu_session(model_path or ensure_fp32_model(), threads=threads)
-        outputs = [o.name for o in self.session.get_outputs()]
-        # image_embeds, the last hidden state (its exporter's name varies), then the blocks' CLS tokens
-        self.output_names = outputs[:2] + LAYER_CLS_OUTPUTS
+        self.output_names = ["image_embeds", *BLOCK_OUTPUTS]
 
     def run(self, crops: list[np.ndarray], batch_size: int = 8) -> ClipOutputs:
         """All outputs for RGB uint8 crops, `batch_size` crops per call."""
-        parts: list[list[np.ndarray]] = [[], [], []]
+        embeds, blocks = [], []
         for start in range(0, len(crops), batch_size):
             pixel_values = preprocess(crops[start : start + batch_size])
-            embeds, tokens, *layers = self.session.run(self.output_names, {"pixel_values": pixel_values})
-            for part, value in zip(parts, (embeds, tokens, np.stack(layers, axis=1)), strict=True):
-                part.append(value)
-        if not parts[0]:
-            empty = np.zeros((0, 197, CLS_DIM), np.float32)
-            return ClipOutputs(np.zeros((0, EMBED_DIM), np.float32), empty, np.zeros((0, LAYERS, CLS_DIM)))
-        return ClipOutputs(*(np.concatenate(p) for p in parts))
+            image_embeds, *tokens = self.session.run(self.output_names, {"pixel_values": pixel_values})
+            embeds.append(image_embeds)
+            blocks.append(np.stack(tokens, axis=1))
+        if not embeds:
+            return ClipOutputs(np.zeros((0, EMBED_DIM), np.float32), np.zeros((0, LAYERS, 197, CLS_DIM)))
+        return ClipOutputs(np.concatenate(embeds), np.concatenate(blocks))
 
     def encode(self, crops: list[np.ndarray], batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """(image_embeds [N, 512], CLS token [N, 768]) for RGB uint8 crops."""

@@ -96,9 +96,13 @@ def test_the_real_tower_tells_unrelated_images_apart_and_finds_a_degraded_copy()
 
     outputs = encoder.run(crops[:2])
     rows = outputs.rows()
-    assert outputs.layer_cls.shape == (2, clip_encoder.LAYERS, 768)
+    assert outputs.blocks.shape == (2, clip_encoder.LAYERS, 197, 768)
     assert rows.shape == (2, clip_encoder.ROW_DIM)
-    # the last block's CLS is the last hidden state's; earlier blocks differ from it and from each other
-    np.testing.assert_allclose(outputs.layer_cls[:, -1], outputs.tokens[:, 0], atol=1e-5)
-    assert np.abs(outputs.layer_cls[:, 5] - outputs.layer_cls[:, -1]).mean() > 0.1
+    # block 12 is the exporter's own last hidden state; earlier blocks differ from it
+    exported_last = encoder.session.get_outputs()[1].name
+    pixels = {"pixel_values": clip_encoder.preprocess(crops[:2])}
+    (last_hidden,) = encoder.session.run([exported_last], pixels)
+    np.testing.assert_allclose(outputs.blocks[:, -1], last_hidden, atol=1e-5)
+    assert np.abs(outputs.blocks[:, 5, 0] - outputs.blocks[:, -1, 0]).mean() > 0.1
     np.testing.assert_array_equal(rows[:, 512:1280], outputs.tokens[:, 0])
+    np.testing.assert_array_equal(rows[:, 1280 + 5 * 768 : 1280 + 6 * 768], outputs.blocks[:, 5, 0])
