@@ -13,8 +13,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY requirements.txt requirements-nodeps.txt ./
 RUN pip install -r requirements.txt \
-    && pip install --no-deps -r requirements-nodeps.txt \
-    && pip install "gunicorn>=22"
+    && pip install --no-deps -r requirements-nodeps.txt
 
 COPY . .
 RUN useradd --create-home --uid 1000 app \

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 from pathlib import Path
+from typing import NoReturn
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from . import jobs
 from .models import Item
 from .signals import analysis_finished, remove_item_files
 
 logger = logging.getLogger(__name__)
+
+# A database that is down, restarting or has dropped this worker's connection: transient, so the job is
+# tried again with backoff on a fresh connection rather than left RUNNING or QUEUED with its message gone.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+# Database retries back off 1, 2, 4 ... up to this many seconds, and stop after DATABASE_MAX_RETRIES in a
+# row (about 10 minutes); the sweep then re-queues the job once the database is back.
+DATABASE_RETRY_MAX_SECONDS = 60
+DATABASE_MAX_RETRIES = 15
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_MESSAGE = (
+    "The analysis could not be saved because the server's disk is full; your file is kept. The operators "
+    "have been told; analyse it again later."
+)
 
 
 def max_rechecks() -> int:
@@ -33,8 +50,11 @@ def max_rechecks() -> int:
     soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
     time_limit=settings.JOB_SOFT_TIME_LIMIT + 60,
 )
-def analyse_item(self, item_id: str, rechecks: int = 0) -> str:
-    outcome = _run_job(self, item_id, rechecks)
+def analyse_item(self, item_id: str, rechecks: int = 0, db_retries: int = 0) -> str:
+    try:
+        outcome = _run_job(self, item_id, rechecks)
+    except DATABASE_ERRORS as exc:
+        _retry_after_database_error(self, item_id, exc, rechecks, db_retries)
     if outcome in ("done", "failed", jobs.Claim.GAVE_UP.value):
         analysis_finished.send(sender=Item, item_id=item_id)
     return outcome
@@ -58,8 +78,9 @@ def _run_job(self, item_id: str, rechecks: int) -> str:
         jobs.mark_failed(item.pk, f"The analysis pipeline is not installed correctly: {exc}")
         raise
 
-    artifacts_path = jobs.fresh_artifacts_dir(item)
+    artifacts_path = Path(settings.MEDIA_ROOT) / item.artifacts_dir
     try:
+        jobs.fresh_artifacts_dir(item)
         with jobs.heartbeat(item.pk):
             result = analyse(
                 Path(item.original.path),
@@ -77,26 +98,60 @@ def _run_job(self, item_id: str, rechecks: int) -> str:
             f"The analysis took longer than {settings.JOB_SOFT_TIME_LIMIT // 60} minutes and was stopped.",
         )
         return "failed"
+    except DATABASE_ERRORS:
+        raise  # analyse_item retries on a fresh connection; nothing can be recorded meanwhile
+    except OSError as exc:
+        if exc.errno not in DISK_FULL_ERRNOS:
+            return _error_on_our_side(self, item, exc)
+        # Retrying at once would fill the disk again; the owner can analyse it again once there is room.
+        logger.error("Disk full while analysing item %s: %s", item.pk, exc)
+        shutil.rmtree(artifacts_path, ignore_errors=True)  # no half-written thumbnails; the original stays
+        jobs.mark_failed(item.pk, DISK_FULL_MESSAGE)
+        return "failed"
     except Exception as exc:
-        if not Item.objects.filter(pk=item.pk).exists():
-            # Deleted by its owner mid-job: drop what the pipeline wrote and stop.
-            remove_item_files(item.pk)
-            return "missing"
-        logger.exception("Analysis of item %s failed (attempt %d)", item.pk, item.attempts)
-        # The owner reads this: an internal message (an OpenCV assertion with its version and source path)
-        # tells them nothing and tells an attacker about the server, so it stays in the log.
-        if item.attempts >= settings.JOB_MAX_ATTEMPTS:
-            jobs.mark_failed(
-                item.pk,
-                f"The analysis failed {item.attempts} times because of an error on our side; it has been "
-                f"logged for the operators (reference {item.pk}).",
-            )
-            return "failed"
-        jobs.mark_retrying(item.pk, "An error on our side interrupted the analysis; it will be tried again.")
-        raise self.retry(
-            exc=exc, countdown=settings.JOB_RETRY_DELAY_SECONDS * 2 ** (item.attempts - 1)
-        ) from exc
+        return _error_on_our_side(self, item, exc)
     return "done"
+
+
+def _error_on_our_side(self, item: Item, exc: Exception) -> str:
+    """An unexpected error: retried with backoff while attempts are left, then FAILED with a reference."""
+    if not Item.objects.filter(pk=item.pk).exists():
+        # Deleted by its owner mid-job: drop what the pipeline wrote and stop.
+        remove_item_files(item.pk)
+        return "missing"
+    logger.exception("Analysis of item %s failed (attempt %d)", item.pk, item.attempts)
+    # The owner reads this: an internal message (an OpenCV assertion with its version and source path)
+    # tells them nothing and tells an attacker about the server, so it stays in the log.
+    if item.attempts >= settings.JOB_MAX_ATTEMPTS:
+        jobs.mark_failed(
+            item.pk,
+            f"The analysis failed {item.attempts} times because of an error on our side; it has been "
+            f"logged for the operators (reference {item.pk}).",
+        )
+        return "failed"
+    jobs.mark_retrying(item.pk, "An error on our side interrupted the analysis; it will be tried again.")
+    raise self.retry(exc=exc, countdown=settings.JOB_RETRY_DELAY_SECONDS * 2 ** (item.attempts - 1)) from exc
+
+
+def _retry_after_database_error(
+    self, item_id: str, exc: Exception, rechecks: int, db_retries: int
+) -> NoReturn:
+    """Drop the broken connection and schedule the job again with backoff (raises Celery's Retry)."""
+    close_old_connections()  # a connection the server dropped is closed here; the next query reconnects
+    if db_retries >= DATABASE_MAX_RETRIES:
+        logger.error("Database still unavailable for item %s; leaving it to the sweep", item_id)
+        raise exc
+    countdown = min(DATABASE_RETRY_MAX_SECONDS, 2**db_retries)
+    logger.warning("Database unavailable during item %s (%s); retrying in %d s", item_id, exc, countdown)
+    try:
+        # QUEUED again so the retry can claim it; if the database is still down, the retry finds it
+        # RUNNING with a stale heartbeat and takes it back all the same.
+        jobs.mark_retrying(item_id, "The database was briefly unavailable; the analysis will be tried again.")
+    except DATABASE_ERRORS:
+        close_old_connections()
+    raise self.retry(
+        exc=exc, countdown=countdown, kwargs={"rechecks": rechecks, "db_retries": db_retries + 1}
+    )
 
 
 @shared_task(name="detection.sweep_stale_jobs", ignore_result=True)

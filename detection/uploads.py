@@ -6,6 +6,10 @@ folder logged out (just the CSRF cookie), and 450 MB logged in before the 413. U
 before CsrfViewMiddleware and, for views marked with @accepts_uploads, refuses an anonymous POST at once,
 a Content-Length over what the limits allow at once, and counts each file as it arrives (FileSizeLimit),
 dropping a file as soon as it passes the per-file limit instead of storing it.
+
+The API's upload action (a DRF viewset method marked the same way) is guarded too: a request counts as
+logged in with a session or with a valid `Authorization: Token ...` header, and its refusals are the API's
+JSON errors (401 `not_authenticated`, 413 `payload_too_large`) instead of the site's pages.
 """
 
 from __future__ import annotations
@@ -24,9 +28,37 @@ ATTRIBUTE = "accepts_uploads"
 
 
 def accepts_uploads(view: Callable) -> Callable:
-    """Mark a view whose POST carries uploaded files: UploadGuardMiddleware guards its body."""
+    """Mark a view (or a DRF viewset action) whose POST carries uploaded files: UploadGuardMiddleware
+    guards its body."""
     setattr(view, ATTRIBUTE, True)
     return view
+
+
+def api_view_class(view_func: Callable) -> type | None:
+    """The DRF view class behind a resolved view function, or None for a plain Django view."""
+    return getattr(view_func, "cls", None)
+
+
+def guards_uploads(view_func: Callable, method: str) -> bool:
+    """Whether a request with this method to this view carries uploads the guard must check."""
+    if getattr(view_func, ATTRIBUTE, False):
+        return True
+    # A viewset's route serves several actions (GET list, POST create): the mapped action carries the mark.
+    action = (getattr(view_func, "actions", None) or {}).get(method.lower())
+    view_class = api_view_class(view_func)
+    return bool(action and view_class and getattr(getattr(view_class, action, None), ATTRIBUTE, False))
+
+
+def token_user(request: HttpRequest) -> Any:
+    """The user of a valid `Authorization: Token ...` header (the API's scripts), or None."""
+    from rest_framework.authentication import TokenAuthentication
+    from rest_framework.exceptions import AuthenticationFailed
+
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return None
+    return found[0] if found else None
 
 
 def max_body_bytes() -> int:
@@ -99,33 +131,52 @@ class UploadGuardMiddleware:
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func: Callable, view_args: Any, view_kwargs: Any):
-        if request.method != "POST" or not getattr(view_func, ATTRIBUTE, False):
+        if request.method != "POST" or not guards_uploads(view_func, request.method):
             return None
-        if not request.user.is_authenticated:
-            if wants_json(request):
-                return JsonResponse({"ok": False, "errors": ["Log in to upload."]}, status=403)
-            return redirect_to_login(request.get_full_path())
+        refuse = _api_refusal if api_view_class(view_func) else _site_refusal
+        if not (request.user.is_authenticated or token_user(request) is not None):
+            return refuse(request, "not_authenticated", "Log in to upload.", 401)
         too_large = body_too_large(request)
         if too_large:
-            from .views import upload_refused
-
-            return upload_refused(request, [too_large], status=413)
+            return refuse(request, "payload_too_large", too_large, 413)
         request.upload_handlers.insert(0, FileSizeLimit(request))
-        return self._parse(request)
+        return self._parse(request, refuse)
 
-    def _parse(self, request: HttpRequest) -> HttpResponse | None:
+    def _parse(self, request: HttpRequest, refuse: Callable[..., HttpResponse]) -> HttpResponse | None:
         """Parse the body here (CSRF would next), so a refusal is a page that says why, not a bare 400."""
-        from .views import upload_refused
-
         try:
             request.POST  # noqa: B018 - parses the body and request.FILES through the handlers above
         except TooManyFilesSent:
-            return upload_refused(
-                request, [f"Upload at most {settings.MAX_FILES_PER_UPLOAD} files at a time."], status=400
-            )
+            message = f"Upload at most {settings.MAX_FILES_PER_UPLOAD} files at a time."
+            return refuse(request, "upload_rejected", message, 400)
         except (RequestDataTooBig, TooManyFieldsSent):
-            return upload_refused(request, ["The form sent with the files is too large."], status=400)
+            return refuse(request, "upload_rejected", "The form sent with the files is too large.", 400)
         return None
+
+
+def _site_refusal(request: HttpRequest, code: str, message: str, status: int) -> HttpResponse:
+    """The upload page with the reason (JSON for its script); a logged-out browser goes to the login."""
+    from .views import upload_refused
+
+    if code == "not_authenticated":
+        if wants_json(request):
+            return JsonResponse({"ok": False, "errors": [message]}, status=403)
+        return redirect_to_login(request.get_full_path())
+    return upload_refused(request, [message], status=status)
+
+
+def _api_refusal(request: HttpRequest, code: str, message: str, status: int) -> HttpResponse:
+    """The API's error shape, as its exception handler would have written it."""
+    from .api.errors import error_body
+
+    if code == "not_authenticated" and request.headers.get("authorization"):
+        code, message = "authentication_failed", "Invalid token."  # DRF's own code and words for it
+    elif code == "not_authenticated":
+        message = "Send an `Authorization: Token ...` header with a valid token, or log in."
+    response = JsonResponse(error_body(code, message), status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = "Token"  # what DRF's TokenAuthentication answers
+    return response
 
 
 class UploadAllowance:

@@ -282,6 +282,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 3,
 }
+# Sites sharing one Redis database (benchmarks.load beside a running site) keep apart by a key prefix.
+if env_str("BROKER_KEY_PREFIX", ""):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env_str("BROKER_KEY_PREFIX", "")
 # The web request that enqueues must not hang when Redis is down: the item stays QUEUED and the sweep
 # enqueues it again later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3

@@ -158,8 +158,8 @@ class Analyser:
             return {}
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         thumb = f"{name}.jpg"
-        cv2.imwrite(
-            str(artifacts_dir / thumb), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+        write_image(
+            artifacts_dir / thumb, cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
         )
         out = {"thumbnail": thumb}
         if (
@@ -171,7 +171,7 @@ class Analyser:
             cam = grad_cam(self.image_model, face, self.image_card.input_size)
         if cam is not None:
             heat = f"{name}_heatmap.png"
-            cv2.imwrite(str(artifacts_dir / heat), cv2.cvtColor(overlay(face, cam), cv2.COLOR_RGB2BGR))
+            write_image(artifacts_dir / heat, cv2.cvtColor(overlay(face, cam), cv2.COLOR_RGB2BGR))
             out["heatmap"] = heat
         return out
 
@@ -440,6 +440,15 @@ def track_evidence(tr: TrackResult, embedding_of: dict[int, torch.Tensor]) -> Fa
     rows = [embedding_of[id(b)] for b in tr.track.boxes if id(b) in embedding_of]
     embeddings = torch.stack(rows).float().cpu().numpy() if rows else tr.features
     return FaceEvidence(tr.fake_probability, box.w, box.h, tr.crops[best], tr.frame_probs, (), embeddings)
+
+
+def write_image(path: Path, bgr: np.ndarray, params: list[int] | None = None) -> None:
+    """Encode and write an image file. cv2.imwrite only returns False on a full disk and may leave a
+    truncated file that a face would then point at; this raises the OSError (ENOSPC) instead."""
+    ok, encoded = cv2.imencode(path.suffix, bgr, params or [])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode {path.name}")
+    path.write_bytes(encoded.tobytes())
 
 
 def calibrate(logits: np.ndarray, temperature: float) -> list[float]:

@@ -18,7 +18,7 @@ from detection.forms import HistoryFilterForm, UploadForm
 from detection.models import Face, Item
 from detection.reports import pdf_response, report_data
 from detection.services import submit_uploads
-from detection.uploads import body_too_large
+from detection.uploads import accepts_uploads, body_too_large, oversized_files
 
 from .errors import ApiError
 from .serializers import (
@@ -86,13 +86,15 @@ class AnalysisViewSet(
             **ERRORS,
         },
     )
+    @accepts_uploads  # UploadGuardMiddleware refuses anonymous and oversize bodies unread, counts each file
     def create(self, request: Request) -> Response:
-        too_big = body_too_large(request)
+        too_big = body_too_large(request)  # also here: the guard is middleware a deployment could drop
         if too_big:
             raise ApiError("payload_too_large", too_big, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         options = CallbackOptionsSerializer(data=request.POST)
         options.is_valid(raise_exception=True)
-        form = UploadForm(data=request.POST, files=request.FILES, owner=request.user)
+        dropped = oversized_files(request._request)  # files the guard stopped reading at the limit
+        form = UploadForm(data=request.POST, files=request.FILES, dropped=dropped, owner=request.user)
         if not form.is_valid():
             rejections = form.rejections or form.errors.get("files", [])
             raise ApiError(

@@ -215,12 +215,13 @@ def start_worker(redis_broker, django_db_setup, tmp_path) -> Iterator[Callable[.
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "detector_site.settings_test",
         "DATABASE_URL": database_url(connection.settings_dict),
-        "DETECTOR_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "REDIS_URL": redis_broker,
         "PYTHONUNBUFFERED": "1",
     }
 
     def start(queues: str = "images,video") -> WorkerProcess:
+        # Read at start, so a test that moved MEDIA_ROOT (onto a small disk, say) gives the worker the same.
+        env["DETECTOR_TEST_MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
         log_path = tmp_path / f"worker-{len(started)}.log"
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
         command = [

@@ -102,3 +102,19 @@ def test_sparse_detection_keeps_every_frame_and_the_verdict(two_face_video, use_
     assert [f["frames"] for f in a["faces"]] == [f["frames"] for f in b["faces"]]
     assert a["verdict"] == b["verdict"]
     assert a["fake_probability"] == pytest.approx(b["fake_probability"], abs=tolerance)
+
+
+def test_a_full_disk_raises_enospc_instead_of_leaving_a_truncated_thumbnail(tmp_path):
+    import errno
+
+    import numpy as np
+
+    from ml.pipeline import write_image
+
+    full = tmp_path / "face_0.jpg"
+    full.symlink_to("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+    with pytest.raises(OSError) as raised:  # before: cv2.imwrite returned False and the job went on
+        write_image(full, np.zeros((32, 32, 3), np.uint8), [])
+    assert raised.value.errno == errno.ENOSPC
+    write_image(tmp_path / "ok.png", np.zeros((32, 32, 3), np.uint8))
+    assert (tmp_path / "ok.png").read_bytes().startswith(b"\x89PNG")
