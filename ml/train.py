@@ -11,7 +11,7 @@ import copy
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,34 +188,167 @@ class _ImageEpoch(torch.utils.data.Dataset):
         return [self._face(int(j)) for j in picks if j != i]
 
 
+# ---------------------------------------------------------------- the loop both branches share
+
+# A batch is (model inputs, labels): one input tensor (faces) or a tuple of them (sequences, lengths).
+Batch = tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-logits))
+
+
+def _forward(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...], device: torch.device):
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else inputs
+    return model(*(x.to(device) for x in inputs))
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """Training mode, except that fully frozen feature blocks keep their ImageNet batch statistics
+    (BatchNorm in eval mode there)."""
+    model.train()
+    for block in model.feature_blocks() if hasattr(model, "feature_blocks") else []:
+        if not any(p.requires_grad for p in block.parameters()):
+            block.eval()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimiser: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    device: torch.device,
+) -> float:
+    """One pass over the training batches; returns the mean training loss per sample."""
+    set_train_mode(model)
+    total, count = 0.0, 0
+    for inputs, y in batches:
+        y = y.to(device)
+        loss = loss_fn(_forward(model, inputs, device), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total += float(loss.detach()) * len(y)
+        count += len(y)
+    return total / count
+
+
 @torch.inference_mode()
-def predict_logits(
-    model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64
-) -> np.ndarray:
+def evaluate(model: nn.Module, batches: Iterable[Batch], device: torch.device) -> dict:
+    """ml.metrics.classification_report of the model on the batches, with the (unweighted) log-loss as
+    "loss", and the "logits" and "labels" it was computed from."""
     model.eval()
-    out = []
-    for s in range(0, len(faces), batch):
-        x = to_tensor(faces[s : s + batch], size).to(device)
-        out.append(model(x).float().cpu())
-    return torch.cat(out).numpy()
+    logits, labels = [], []
+    for inputs, y in batches:
+        logits.append(_forward(model, inputs, device).float().cpu())
+        labels.append(y)
+    logit, label = torch.cat(logits), torch.cat(labels).float()
+    loss = float(nn.functional.binary_cross_entropy_with_logits(logit, label))
+    labels_np = label.numpy().astype(np.int64)
+    report = classification_report(labels_np, sigmoid(logit.numpy()))
+    return {**report, "loss": loss, "logits": logit.numpy(), "labels": labels_np}
 
 
-def _inner_crops(cs: CropSet, size: int) -> np.ndarray:
-    return np.stack([inner_crop(c, size) for c in cs.crops])
+@dataclass
+class Schedule:
+    """When the epoch loop stops, and how often it reports."""
+
+    epochs: int
+    patience: int  # epochs without a better validation loss before an early stop
+    max_minutes: float = math.inf
+    log_every: int = 1
 
 
-def train_image(
-    data_dir: Path,
-    out_dir: Path,
-    cfg: ImageTrainConfig,
-    cache_dir: Path,
-    device: str | None = None,
+def fit(
+    model: nn.Module,
+    train_batches: Callable[[int], Iterable[Batch]],
+    val_batches: Iterable[Batch],
+    optimiser: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    loss_fn: nn.Module,
+    device: torch.device,
+    schedule: Schedule,
     log: Log = print,
+) -> tuple[int, list[dict]]:
+    """Epochs of train_one_epoch and evaluate until the schedule stops them; leaves the model at its
+    best validation loss and returns that epoch and the per-epoch history."""
+    best = (math.inf, None, -1)
+    started = time.monotonic()
+    history = []
+    for epoch in range(schedule.epochs):
+        train_loss = train_one_epoch(model, train_batches(epoch), optimiser, loss_fn, device)
+        val = evaluate(model, val_batches, device)
+        scheduler.step(val["loss"])
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val["loss"],
+                "val_auc": val["roc_auc"],
+                "val_acc": val["accuracy"],
+            }
+        )
+        if epoch % schedule.log_every == 0:
+            log(
+                f"epoch {epoch}: train loss {train_loss:.4f} val loss {val['loss']:.4f} "
+                f"val AUC {val['roc_auc']:.4f} acc {val['accuracy']:.4f} ({time.monotonic() - started:.0f}s)"
+            )
+        if val["loss"] < best[0]:
+            best = (val["loss"], copy.deepcopy(model.state_dict()), epoch)
+        elif epoch - best[2] >= schedule.patience:
+            log("early stop: validation loss has not improved")
+            break
+        if (time.monotonic() - started) / 60 > schedule.max_minutes:
+            log("stopping: time budget spent")
+            break
+    model.load_state_dict(best[1])
+    return best[2], history
+
+
+def calibrate_and_save(
+    model: nn.Module, card: ModelCard, val_batches: Iterable[Batch], out_dir: Path, started: float, log: Log
 ) -> ModelCard:
-    torch.manual_seed(cfg.seed)
-    mix = synth_mix(cfg)  # before the slow part: an unknown family name fails here
-    dev = pick_device(device)
-    size = input_size_for(cfg.arch)
+    """The tail of every training run: temperature scaling on the validation split (on the CPU, where the
+    model will run), the card's metrics, and the weights with their card as the registry's default."""
+    model.cpu().eval()
+    val = evaluate(model, val_batches, torch.device("cpu"))
+    card.temperature = fit_temperature(val["logits"], val["labels"])
+    after = classification_report(val["labels"], sigmoid(val["logits"] / card.temperature))
+    log(
+        f"best epoch {card.training['best_epoch']}: val AUC {after['roc_auc']:.4f}; temperature "
+        f"{card.temperature:.3f}: ECE {val['ece']:.4f} -> {after['ece']:.4f}"
+    )
+    card.metrics = {"val": after, "val_uncalibrated_ece": val["ece"]}
+    card.version = card.version or _version()
+    card.training["minutes"] = round((time.monotonic() - started) / 60, 1)
+    card.created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    save_model(model, card, out_dir, set_default=True)
+    log(f"saved {card.ref} to {out_dir}")
+    return card
+
+
+# ---------------------------------------------------------------- image branch
+
+
+class _Faces(torch.utils.data.Dataset):
+    """Evaluation view of cached faces: the inner crop as inference cuts it, no augmentation."""
+
+    def __init__(self, cs: CropSet, size: int):
+        self.faces = np.stack([inner_crop(c, size) for c in cs.crops])
+        self.labels, self.size = cs.labels, size
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, k: int):
+        return to_tensor(self.faces[k], self.size)[0], torch.tensor(float(self.labels[k]))
+
+
+def image_splits(
+    data_dir: Path, cfg: ImageTrainConfig, cache_dir: Path, log: Log = print
+) -> tuple[CropSet, CropSet]:
+    """Cached faces of the train and val splits, less the excluded sources, with faces from the video
+    clips when the config names them."""
     train = _exclude(image_crops(data_dir / "train", cache_dir, log=log), cfg.exclude_sources)
     val = _exclude(image_crops(data_dir / "val", cache_dir, log=log), cfg.exclude_sources)
     if cfg.video_data:
@@ -230,97 +363,62 @@ def train_image(
                 train = concat(train, frames)
             else:
                 val = concat(val, frames)
+    return train, val
+
+
+def train_image(
+    data_dir: Path,
+    out_dir: Path,
+    cfg: ImageTrainConfig,
+    cache_dir: Path,
+    device: str | None = None,
+    log: Log = print,
+) -> ModelCard:
+    torch.manual_seed(cfg.seed)
+    mix = synth_mix(cfg)  # before the slow part: an unknown family name fails here
+    dev = pick_device(device)
+    size = input_size_for(cfg.arch)
+    train, val = image_splits(data_dir, cfg, cache_dir, log)
     log(f"train {len(train)} faces ({int(train.labels.sum())} fake), val {len(val)}; device {dev}")
     model = build_image_model(cfg.arch).to(dev)
     model.set_trainable(cfg.freeze)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
-    loss_fn = nn.BCEWithLogitsLoss()
-    val_faces = _inner_crops(val, size)
-    best = (math.inf, None, -1)
-    started = time.monotonic()
-    history = []
-    for epoch in range(cfg.epochs):
-        ds = _ImageEpoch(train, size, mix, cfg.seed * 1000 + epoch, cfg.reencode_fraction)
-        loader = torch.utils.data.DataLoader(
-            ds,
+    # a generator of its own: a loader without one draws its seed from torch's global stream, which
+    # would shift the dropout masks of the next epoch
+    val_batches = torch.utils.data.DataLoader(_Faces(val, size), batch_size=64, generator=torch.Generator())
+
+    def epoch_batches(epoch: int) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(
+            _ImageEpoch(train, size, mix, cfg.seed * 1000 + epoch, cfg.reencode_fraction),
             batch_size=cfg.batch_size,
             shuffle=True,
             num_workers=1,
             generator=torch.Generator().manual_seed(cfg.seed + epoch),
         )
-        model.train()
-        # Frozen blocks keep ImageNet batch statistics: BatchNorm in eval mode there.
-        for block in model.feature_blocks():
-            if not any(p.requires_grad for p in block.parameters()):
-                block.eval()
-        total, count = 0.0, 0
-        for x, y in loader:
-            x, y = x.to(dev), y.to(dev)
-            loss = loss_fn(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(y)
-            count += len(y)
-        val_logits = predict_logits(model, val_faces, size, dev)
-        val_loss = float(
-            loss_fn(torch.from_numpy(val_logits), torch.from_numpy(val.labels.astype(np.float32)))
-        )
-        report = classification_report(val.labels, 1 / (1 + np.exp(-val_logits)))
-        sched.step(val_loss)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": total / count,
-                "val_loss": val_loss,
-                "val_auc": report["roc_auc"],
-                "val_acc": report["accuracy"],
-            }
-        )
-        log(
-            f"epoch {epoch}: train loss {total / count:.4f} val loss {val_loss:.4f} "
-            f"val AUC {report['roc_auc']:.4f} acc {report['accuracy']:.4f} "
-            f"({time.monotonic() - started:.0f}s)"
-        )
-        if val_loss < best[0]:
-            best = (val_loss, copy.deepcopy(model.state_dict()), epoch)
-        elif epoch - best[2] >= cfg.patience:
-            log("early stop: validation loss has not improved")
-            break
-        if (time.monotonic() - started) / 60 > cfg.max_minutes:
-            log("stopping: time budget spent")
-            break
-    model.load_state_dict(best[1])
-    model.cpu().eval()
-    val_logits = predict_logits(model, val_faces, size, torch.device("cpu"))
-    temperature = fit_temperature(val_logits, val.labels)
-    before = classification_report(val.labels, 1 / (1 + np.exp(-val_logits)))
-    after = classification_report(val.labels, 1 / (1 + np.exp(-val_logits / temperature)))
-    log(f"temperature {temperature:.3f}: val ECE {before['ece']:.4f} -> {after['ece']:.4f}")
+
+    started = time.monotonic()
+    schedule = Schedule(cfg.epochs, cfg.patience, cfg.max_minutes)
+    best_epoch, history = fit(
+        model, epoch_batches, val_batches, opt, sched, nn.BCEWithLogitsLoss(), dev, schedule, log
+    )
     card = ModelCard(
         name=cfg.name,
-        version=cfg.version or _version(),
+        version=cfg.version,
         task="image",
         arch=cfg.arch,
         input_size=size,
         backbone=None if cfg.arch == "compact_cnn" else cfg.arch,
-        temperature=temperature,
-        metrics={"val": after, "val_uncalibrated_ece": before["ece"]},
         training={
             "data": str(data_dir),
             "config": cfg.__dict__,
-            "best_epoch": best[2],
+            "best_epoch": best_epoch,
             "history": history,
             "train_faces": len(train),
-            "minutes": round((time.monotonic() - started) / 60, 1),
         },
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    save_model(model, card, out_dir, set_default=True)
-    log(f"saved {card.ref} to {out_dir}")
-    return card
+    return calibrate_and_save(model, card, val_batches, out_dir, started, log)
 
 
 # ---------------------------------------------------------------- video branch
@@ -401,6 +499,51 @@ def _embed_split(
     return seqs, labels
 
 
+def _track_batches(
+    seqs: list[torch.Tensor], labels: torch.Tensor, batch_size: int, rng: np.random.Generator
+) -> Iterator[Batch]:
+    """One epoch of shuffled batches, each track cut to a random contiguous window: robust to clip length
+    and to where faces appear."""
+    order = rng.permutation(len(seqs))
+    for s in range(0, len(order), batch_size):
+        windows = []
+        for j in order[s : s + batch_size]:
+            n = len(seqs[j])
+            w = int(rng.integers(max(1, n // 2), n + 1))
+            o = int(rng.integers(0, n - w + 1))
+            windows.append(seqs[j][o : o + w])
+        yield _pad(windows), labels[order[s : s + batch_size]]
+
+
+def _balanced_loss(labels: torch.Tensor) -> nn.Module:
+    """Log-loss with the fakes weighted down by their surplus: self-blended copies outnumber the reals."""
+    pos = float(labels.sum())
+    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(labels) - pos) / max(pos, 1.0)))
+
+
+def embedded_splits(
+    train: CropSet,
+    val: CropSet,
+    cfg: VideoTrainConfig,
+    embedder: nn.Module,
+    image_card: ModelCard,
+    cache_dir: Path,
+    frames: int,
+    dev: torch.device,
+    rng: np.random.Generator,
+) -> tuple[tuple[list[torch.Tensor], list[int]], tuple[list[torch.Tensor], list[int]]]:
+    """Embedded train tracks (with their forged copies) and val tracks, cached per embedder and recipe."""
+    # the embedder's checksum too: a retrained image model of the same name@version must not reuse these
+    key = f"{image_card.stem}-{image_card.sha256[:8]}-f{frames}-x{'_'.join(cfg.exclude_sources) or 'none'}"
+    forged = "".join(f"-{name}{n}" for name, n in sorted(cfg.track_families.items()))
+    size = image_card.input_size
+    train_cache = cache_dir / f"emb-{key}-train-sbi{cfg.sbi_copies}{forged}-s{cfg.seed}.pt"
+    return (
+        _embed_split(train, embedder, size, dev, cfg.sbi_copies, rng, train_cache, cfg.track_families),
+        _embed_split(val, embedder, size, dev, 0, rng, cache_dir / f"emb-{key}-val.pt"),
+    )
+
+
 def train_video(
     data_dir: Path,
     out_dir: Path,
@@ -417,31 +560,18 @@ def train_video(
     dev = pick_device(device)
     embedder, image_card = load_image_model(cfg.image_model or None, registry)
     embedder.to(dev)
-    size = image_card.input_size
     train = _exclude(video_crops(data_dir / "train", cache_dir, frames, log=log), cfg.exclude_sources)
     val = _exclude(video_crops(data_dir / "val", cache_dir, frames, log=log), cfg.exclude_sources)
     started = time.monotonic()
-    # the embedder's checksum too: a retrained image model of the same name@version must not reuse these
-    key = f"{image_card.stem}-{image_card.sha256[:8]}-f{frames}-x{'_'.join(cfg.exclude_sources) or 'none'}"
-    forged = "".join(f"-{name}{n}" for name, n in sorted(cfg.track_families.items()))
-    train_seqs, train_labels = _embed_split(
-        train,
-        embedder,
-        size,
-        dev,
-        cfg.sbi_copies,
-        rng,
-        cache_dir / f"emb-{key}-train-sbi{cfg.sbi_copies}{forged}-s{cfg.seed}.pt",
-        cfg.track_families,
+    (train_seqs, train_labels), (val_seqs, val_labels) = embedded_splits(
+        train, val, cfg, embedder, image_card, cache_dir, frames, dev, rng
     )
-    val_seqs, val_labels = _embed_split(val, embedder, size, dev, 0, rng, cache_dir / f"emb-{key}-val.pt")
     log(
         f"embedded {len(train_seqs)} train tracks ({sum(train_labels)} fake, incl. self-blended) and "
         f"{len(val_seqs)} val tracks in {time.monotonic() - started:.0f}s"
     )
-    feature_dim = train_seqs[0].shape[1]
     lstm_cfg = {
-        "feature_dim": feature_dim,
+        "feature_dim": train_seqs[0].shape[1],
         "hidden": cfg.hidden,
         "layers": cfg.layers,
         "dropout": cfg.dropout,
@@ -449,74 +579,34 @@ def train_video(
     model = TrackLSTM(**lstm_cfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=5)
-    y_all = torch.tensor(train_labels, dtype=torch.float32)
-    pos = float(y_all.sum())
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y_all) - pos) / max(pos, 1.0)))
-    val_x, val_len = _pad(val_seqs)
-    val_y = torch.tensor(val_labels, dtype=torch.float32)
-    best = (math.inf, None, -1)
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = rng.permutation(len(train_seqs))
-        for s in range(0, len(order), cfg.batch_size):
-            batch = []
-            for j in order[s : s + cfg.batch_size]:
-                seq = train_seqs[j]
-                # random contiguous window: robust to clip length and to where faces appear
-                n = len(seq)
-                w = int(rng.integers(max(1, n // 2), n + 1))
-                o = int(rng.integers(0, n - w + 1))
-                batch.append(seq[o : o + w])
-            x, lengths = _pad(batch)
-            y = y_all[order[s : s + cfg.batch_size]]
-            loss = loss_fn(model(x.to(dev), lengths.to(dev)), y.to(dev))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
-        with torch.inference_mode():
-            val_logits = model(val_x.to(dev), val_len.to(dev)).cpu()
-        val_loss = float(nn.functional.binary_cross_entropy_with_logits(val_logits, val_y))
-        sched.step(val_loss)
-        if val_loss < best[0]:
-            best = (val_loss, copy.deepcopy(model.state_dict()), epoch)
-        elif epoch - best[2] >= cfg.patience:
-            break
-        if epoch % 10 == 0:
-            rep = classification_report(val_labels, torch.sigmoid(val_logits).numpy())
-            log(f"epoch {epoch}: val loss {val_loss:.4f} val AUC {rep['roc_auc']:.4f}")
-    model.load_state_dict(best[1])
-    model.cpu().eval()
-    with torch.inference_mode():
-        val_logits = model(val_x, val_len).numpy()
-    temperature = fit_temperature(val_logits, np.array(val_labels))
-    before = classification_report(val_labels, 1 / (1 + np.exp(-val_logits)))
-    after = classification_report(val_labels, 1 / (1 + np.exp(-val_logits / temperature)))
-    log(
-        f"best epoch {best[2]}: val AUC {after['roc_auc']:.4f}; temperature {temperature:.3f}: "
-        f"ECE {before['ece']:.4f} -> {after['ece']:.4f}"
+    y_train = torch.tensor(train_labels, dtype=torch.float32)
+    val_batches = [(_pad(val_seqs), torch.tensor(val_labels, dtype=torch.float32))]
+    best_epoch, _ = fit(
+        model,
+        lambda _epoch: _track_batches(train_seqs, y_train, cfg.batch_size, rng),
+        val_batches,
+        opt,
+        sched,
+        _balanced_loss(y_train),
+        dev,
+        Schedule(cfg.epochs, cfg.patience, log_every=10),
+        log,
     )
     card = ModelCard(
         name=cfg.name,
-        version=cfg.version or _version(),
+        version=cfg.version,
         task="video",
         arch="lstm",
-        input_size=size,
+        input_size=image_card.input_size,
         backbone=image_card.backbone,
         feature_model=image_card.ref,
         lstm=lstm_cfg,
-        temperature=temperature,
-        metrics={"val": after, "val_uncalibrated_ece": before["ece"]},
         training={
             "data": str(data_dir),
             "config": cfg.__dict__,
             "frames": frames,
-            "best_epoch": best[2],
+            "best_epoch": best_epoch,
             "train_tracks": len(train_seqs),
-            "minutes": round((time.monotonic() - started) / 60, 1),
         },
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    save_model(model, card, out_dir, set_default=True)
-    log(f"saved {card.ref} to {out_dir}")
-    return card
+    return calibrate_and_save(model, card, val_batches, out_dir, started, log)
