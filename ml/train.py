@@ -531,17 +531,24 @@ def embedded_splits(
     frames: int,
     dev: torch.device,
     rng: np.random.Generator,
+    log: Log = print,
 ) -> tuple[tuple[list[torch.Tensor], list[int]], tuple[list[torch.Tensor], list[int]]]:
     """Embedded train tracks (with their forged copies) and val tracks, cached per embedder and recipe."""
+    started = time.monotonic()
     # the embedder's checksum too: a retrained image model of the same name@version must not reuse these
     key = f"{image_card.stem}-{image_card.sha256[:8]}-f{frames}-x{'_'.join(cfg.exclude_sources) or 'none'}"
     forged = "".join(f"-{name}{n}" for name, n in sorted(cfg.track_families.items()))
     size = image_card.input_size
     train_cache = cache_dir / f"emb-{key}-train-sbi{cfg.sbi_copies}{forged}-s{cfg.seed}.pt"
-    return (
-        _embed_split(train, embedder, size, dev, cfg.sbi_copies, rng, train_cache, cfg.track_families),
-        _embed_split(val, embedder, size, dev, 0, rng, cache_dir / f"emb-{key}-val.pt"),
+    train_seqs, train_labels = _embed_split(
+        train, embedder, size, dev, cfg.sbi_copies, rng, train_cache, cfg.track_families
     )
+    val_seqs, val_labels = _embed_split(val, embedder, size, dev, 0, rng, cache_dir / f"emb-{key}-val.pt")
+    log(
+        f"embedded {len(train_seqs)} train tracks ({sum(train_labels)} fake, incl. self-blended) and "
+        f"{len(val_seqs)} val tracks in {time.monotonic() - started:.0f}s"
+    )
+    return (train_seqs, train_labels), (val_seqs, val_labels)
 
 
 def train_video(
@@ -564,11 +571,7 @@ def train_video(
     val = _exclude(video_crops(data_dir / "val", cache_dir, frames, log=log), cfg.exclude_sources)
     started = time.monotonic()
     (train_seqs, train_labels), (val_seqs, val_labels) = embedded_splits(
-        train, val, cfg, embedder, image_card, cache_dir, frames, dev, rng
-    )
-    log(
-        f"embedded {len(train_seqs)} train tracks ({sum(train_labels)} fake, incl. self-blended) and "
-        f"{len(val_seqs)} val tracks in {time.monotonic() - started:.0f}s"
+        train, val, cfg, embedder, image_card, cache_dir, frames, dev, rng, log
     )
     lstm_cfg = {
         "feature_dim": train_seqs[0].shape[1],
@@ -581,16 +584,13 @@ def train_video(
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=5)
     y_train = torch.tensor(train_labels, dtype=torch.float32)
     val_batches = [(_pad(val_seqs), torch.tensor(val_labels, dtype=torch.float32))]
+
+    def epoch_batches(_epoch: int) -> Iterator[Batch]:
+        return _track_batches(train_seqs, y_train, cfg.batch_size, rng)
+
+    schedule = Schedule(cfg.epochs, cfg.patience, log_every=10)
     best_epoch, _ = fit(
-        model,
-        lambda _epoch: _track_batches(train_seqs, y_train, cfg.batch_size, rng),
-        val_batches,
-        opt,
-        sched,
-        _balanced_loss(y_train),
-        dev,
-        Schedule(cfg.epochs, cfg.patience, log_every=10),
-        log,
+        model, epoch_batches, val_batches, opt, sched, _balanced_loss(y_train), dev, schedule, log
     )
     card = ModelCard(
         name=cfg.name,
