@@ -37,9 +37,15 @@ def face_patch(size: int = 200) -> np.ndarray:
 
 
 def write_video(
-    path: Path, frames: int = 40, size: tuple[int, int] = (640, 360), faces: int = 1, fps: float = 20.0
+    path: Path,
+    frames: int = 40,
+    size: tuple[int, int] = (640, 360),
+    faces: int = 1,
+    fps: float = 20.0,
+    swap_channels: bool = False,
 ) -> Path:
-    """A clip with `faces` copies of the face, side by side, panning and zooming slowly."""
+    """A clip with `faces` copies of the face, side by side, panning and zooming slowly; with
+    swap_channels, the face is painted in BGR (a toy "forgery" any classifier can learn)."""
     w, h = size
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     assert writer.isOpened()
@@ -49,6 +55,8 @@ def write_video(
         frame = background.copy()
         side = int(h * (0.55 + 0.1 * t / max(1, frames - 1)))  # zoom in over the clip
         patch = face_patch(side)
+        if swap_channels:
+            patch = np.ascontiguousarray(patch[:, :, ::-1])
         for k in range(faces):
             x0 = int((k + 0.5) * w / faces - side / 2 + 20 * np.sin(t / 6))  # pan
             y0 = (h - side) // 2
