@@ -162,12 +162,13 @@ def test_train_one_epoch_and_evaluate_learn_a_separable_photo_set_with_a_frozen_
     assert not torch.equal(trained.body[1].running_mean, trained_stats)
 
 
-def test_fit_learns_separable_tracks_and_keeps_the_best_epoch():
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+def _toy_tracks(rng: np.random.Generator) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """16 embedding sequences of 3-8 steps, the fakes' features shifted by 2."""
     labels = torch.tensor([0.0, 1.0] * 8)
-    seqs = [torch.randn(int(rng.integers(3, 9)), 8) + 2 * label for label in labels]  # fakes shifted
-    val = [(_pad_tracks(seqs[:8]), labels[:8])]
+    return [torch.randn(int(rng.integers(3, 9)), 8) + 2 * label for label in labels], labels
+
+
+def _fit_tracks(val: list, epochs: int, patience: int, rng: np.random.Generator, seqs, labels):
     model = TrackLSTM(feature_dim=8, hidden=8, layers=1, dropout=0.0)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser)
@@ -180,14 +181,32 @@ def test_fit_learns_separable_tracks_and_keeps_the_best_epoch():
         scheduler,
         torch.nn.BCEWithLogitsLoss(),
         torch.device("cpu"),
-        Schedule(epochs=15, patience=3),
+        Schedule(epochs, patience),
         _quiet,
     )
+    return model, before, best_epoch, history
+
+
+def test_fit_learns_separable_tracks():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    seqs, labels = _toy_tracks(rng)
+    val = [(_pad_tracks(seqs[:8]), labels[:8])]
+    _, before, best_epoch, history = _fit_tracks(val, 15, 3, rng, seqs, labels)
     best = min(history, key=lambda h: h["val_loss"])
     assert best_epoch == best["epoch"] and best["val_loss"] < before / 2 and best["val_auc"] == 1.0
-    assert evaluate(model, val, torch.device("cpu"))["loss"] == pytest.approx(
-        best["val_loss"]
-    )  # best restored
+
+
+def test_fit_stops_early_and_restores_the_best_epoch():
+    """Validation labels the other way round: the more it learns, the worse validation gets."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    seqs, labels = _toy_tracks(rng)
+    val = [(_pad_tracks(seqs[:8]), 1 - labels[:8])]
+    model, _, best_epoch, history = _fit_tracks(val, 15, 2, rng, seqs, labels)
+    assert best_epoch == 0 and len(history) == 3  # no better epoch in the two after the first
+    assert history[-1]["val_loss"] > history[0]["val_loss"]
+    assert evaluate(model, val, torch.device("cpu"))["loss"] == pytest.approx(history[0]["val_loss"])
 
 
 def _pad_tracks(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
