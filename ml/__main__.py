@@ -8,6 +8,10 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ml.train import ImageTrainConfig, VideoTrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -34,10 +38,13 @@ def _family_mix(pairs: list[str] | None, kind: type = float) -> dict | None:
         raise SystemExit(f"families are given as NAME=NUMBER pairs, got {pairs}") from None
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    if args.task == "clip":
-        return _train_clip(args)
-    from ml.train import ImageTrainConfig, VideoTrainConfig, train_image, train_video
+# The named presets: `python -m ml train --task T` trains the shipped recipe unless --config names another.
+PRESETS = {"image": "image_default.json", "video": "video_default.json", "clip": "clip_default.json"}
+
+
+def train_config(args: argparse.Namespace) -> ImageTrainConfig | VideoTrainConfig:
+    """The task's preset (or --config), with the flags given on the command line on top."""
+    from ml.train import ImageTrainConfig, VideoTrainConfig
 
     overrides = {
         "arch": args.arch,
@@ -55,14 +62,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         "max_minutes": args.max_minutes,
         "exclude_sources": args.exclude,
     }
+    cfg = _config(
+        ImageTrainConfig if args.task == "image" else VideoTrainConfig,
+        args.config or PRESETS[args.task],
+        overrides,
+    )
+    if args.task == "image" and args.name is None and args.arch:
+        cfg.name = f"image-{cfg.arch}"
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.task == "clip":
+        return _train_clip(args)
+    from ml.train import train_image, train_video
+
+    cfg = train_config(args)
     cache = Path(args.cache)
     if args.task == "image":
-        cfg = _config(ImageTrainConfig, args.config, overrides)
-        if args.name is None and args.arch:
-            cfg.name = f"image-{cfg.arch}"
         train_image(Path(args.data), Path(args.out), cfg, cache, device=args.device)
     else:
-        cfg = _config(VideoTrainConfig, args.config, overrides)
         registry = Path(args.registry) if args.registry else None
         train_video(
             Path(args.data),
@@ -80,7 +99,7 @@ def _train_clip(args: argparse.Namespace) -> int:
     from ml.train_clip import ClipTrainConfig, train_clip
 
     overrides = {"name": args.name, "version": args.version, "seed": args.seed, "exclude": args.exclude}
-    cfg = _config(ClipTrainConfig, args.config or "clip_default.json", overrides)
+    cfg = _config(ClipTrainConfig, args.config or PRESETS["clip"], overrides)
     train_clip(Path(args.data), Path(args.out), cfg, Path(args.cache))
     return 0
 
@@ -246,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", required=True, help="image/video: DIR; clip: the folder holding images/ and videos/"
     )
     t.add_argument("--out", required=True, help="registry folder to write the checkpoint and card into")
-    t.add_argument("--config", help="JSON config (ml/configs/*.json)")
+    t.add_argument(
+        "--config",
+        help="JSON config (ml/configs/*.json; default: the task's preset, ml/configs/TASK_default.json)",
+    )
     t.add_argument(
         "--arch", help="image: mobilenet_v2, efficientnet_lite0, resnext50_32x4d, resnet50 or compact_cnn"
     )

@@ -59,3 +59,32 @@ def test_models_lists_the_defaults():
 
     starred = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("*")}
     assert starred == set(default_refs().values()) and {"image", "video", "clip"} <= set(default_refs())
+
+
+def test_train_starts_from_the_task_preset_and_puts_the_flags_on_top():
+    from ml.__main__ import CONFIG_DIR, build_parser, train_config
+    from ml.train import ImageTrainConfig, VideoTrainConfig
+
+    def config(*flags: str):
+        return train_config(build_parser().parse_args(["train", "--data", "d", "--out", "o", *flags]))
+
+    preset = json.loads((CONFIG_DIR / "image_default.json").read_text())
+    assert config("--task", "image") == ImageTrainConfig(**preset)
+    image = config(
+        "--task", "image", "--arch", "compact_cnn", "--exclude", "lfw_", "dfdc", "--max-minutes", "5",
+        "--sbi-fraction", "0.2", "--synth-families", "swap=0.5", "--epochs", "2", "--seed", "3",
+    )  # fmt: skip
+    assert image.arch == "compact_cnn" and image.name == "image-compact_cnn"
+    assert image.exclude_sources == ["lfw_", "dfdc"] and image.max_minutes == 5 and image.epochs == 2
+    assert image.sbi_fraction == 0.2 and image.synth_families == {"swap": 0.5} and image.seed == 3
+    assert image.video_data == preset["video_data"] and image.lr == preset["lr"]  # the rest: the preset's
+
+    preset = json.loads((CONFIG_DIR / "video_default.json").read_text())
+    assert config("--task", "video") == VideoTrainConfig(**preset)
+    video = config(
+        "--task", "video", "--image-model", "image-x@1", "--track-families", "frozen=1", "drift=2",
+        "--sbi-copies", "3", "--exclude", "dfdc", "--config", "video_default.json", "--name", "v",
+    )  # fmt: skip
+    assert video.image_model == "image-x@1" and video.track_families == {"frozen": 1, "drift": 2}
+    assert video.sbi_copies == 3 and video.exclude_sources == ["dfdc"] and video.name == "v"
+    assert video.hidden == preset["hidden"]
