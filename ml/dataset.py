@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ml.faces import FaceBox, FaceDetector, crop_face, get_detector
 from ml.landmarks import landmarks_68
 from ml.media import load_image, probe, sample_frames
+from ml.synth import Face, synthesise
 from ml.tracking import build_tracks
+from ml.transforms import CONTEXT_MARGIN, FaceEvalPreset, FaceTrainPreset, inner_crop  # noqa: F401 - re-exported
 
-CONTEXT_MARGIN = 1.8
 CONTEXT_SIZE = 310  # 310 * 1.3 / 1.8 ≈ 224: the inference crop sits inside at native scale
 LABELS = {"real": 0, "fake": 1}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -47,19 +49,6 @@ def context_crop(rgb: np.ndarray, box: FaceBox) -> tuple[np.ndarray, np.ndarray]
     lm = landmarks_68(rgb, box)
     lm_crop = (lm - np.array([cx - side / 2, cy - side / 2], dtype=np.float32)) * scale
     return crop, lm_crop.astype(np.float32)
-
-
-def inner_crop(context: np.ndarray, size: int = 224) -> np.ndarray:
-    """The 1.3× face crop inside a context crop, at the model's input size."""
-    import cv2
-
-    c = context.shape[0]
-    inner = c * 1.3 / CONTEXT_MARGIN
-    o = (c - inner) / 2
-    patch = context[round(o) : round(o + inner), round(o) : round(o + inner)]
-    return cv2.resize(
-        patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
-    )
 
 
 def largest_face(boxes: list[FaceBox]) -> FaceBox | None:
@@ -191,3 +180,94 @@ def video_crops(
     )
     _save(path, cs)
     return cs
+
+
+# ---------------------------------------------------------------- training views of crop sets
+
+
+def exclude_sources(cs: CropSet, prefixes: list[str]) -> CropSet:
+    """The crop set less the files whose names start with any of the prefixes (leave-one-source-out)."""
+    if not prefixes:
+        return cs
+    keep = np.array([not any(Path(p).name.startswith(x) for x in prefixes) for p in cs.paths])
+    return CropSet(
+        cs.crops[keep],
+        cs.landmarks[keep],
+        cs.labels[keep],
+        [p for p, k in zip(cs.paths, keep, strict=True) if k],
+        None if cs.lengths is None else cs.lengths[keep],
+    )
+
+
+def video_frames_as_faces(cs: CropSet, step: int) -> CropSet:
+    """Every `step`-th frame of each cached track as a standalone face, labelled by its clip."""
+    crops, lms, labels, paths = [], [], [], []
+    for i in range(len(cs)):
+        for t in range(0, int(cs.lengths[i]), step):
+            crops.append(cs.crops[i, t])
+            lms.append(cs.landmarks[i, t])
+            labels.append(cs.labels[i])
+            paths.append(cs.paths[i])
+    return CropSet(np.stack(crops), np.stack(lms), np.array(labels, dtype=np.int64), paths)
+
+
+def concat(a: CropSet, b: CropSet) -> CropSet:
+    """Two crop sets of single faces as one."""
+    return CropSet(
+        np.concatenate([a.crops, b.crops]),
+        np.concatenate([a.landmarks, b.landmarks]),
+        np.concatenate([a.labels, b.labels]),
+        a.paths + b.paths,
+    )
+
+
+class ImageEpoch(torch.utils.data.Dataset):
+    """One epoch's samples: every cached face plus freshly drawn forgeries of real faces (ml.synth)."""
+
+    donor_candidates = 4  # other real faces offered per forgery; the closest in pose gives its face
+
+    def __init__(
+        self, cs: CropSet, size: int, mix: dict[str, float], seed: int, reencode_fraction: float = 0.0
+    ):
+        self.cs, self.transform = cs, FaceTrainPreset(size, reencode_fraction)
+        rng = np.random.default_rng(seed)
+        self.reals = np.flatnonzero(cs.labels == 0)
+        self.items: list[tuple[int, str | None]] = [(i, None) for i in range(len(cs))]
+        for family, fraction in mix.items():
+            n = int(round(fraction * len(self.reals)))
+            self.items += [(int(i), family) for i in rng.choice(self.reals, n)]
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int):
+        i, family = self.items[k]
+        rng = np.random.default_rng((self.seed, k))
+        context = self.cs.crops[i]
+        label = int(self.cs.labels[i])
+        if family is not None:
+            context, _ = synthesise(self._face(i), self._donors(i, k), family, rng)
+            label = 1
+        return self.transform(context, rng), torch.tensor(float(label))
+
+    def _face(self, i: int) -> Face:
+        return Face(self.cs.crops[i], self.cs.landmarks[i])
+
+    def _donors(self, i: int, k: int) -> list[Face]:
+        # a stream of its own, so the forgery's own draws (and self-blends) do not depend on it
+        picks = np.random.default_rng((self.seed, k, 1)).choice(self.reals, self.donor_candidates)
+        return [self._face(int(j)) for j in picks if j != i]
+
+
+class FaceSet(torch.utils.data.Dataset):
+    """Cached faces as evaluation sees them (ml.transforms.FaceEvalPreset), with their labels."""
+
+    def __init__(self, cs: CropSet, size: int):
+        self.cs, self.transform = cs, FaceEvalPreset(size)
+
+    def __len__(self) -> int:
+        return len(self.cs)
+
+    def __getitem__(self, k: int):
+        return self.transform(self.cs.crops[k]), torch.tensor(float(self.cs.labels[k]))

@@ -19,13 +19,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.dataset import CropSet, image_crops, inner_crop, video_crops
+from ml.dataset import (
+    CropSet,
+    FaceSet,
+    ImageEpoch,
+    concat,
+    exclude_sources,
+    image_crops,
+    inner_crop,
+    video_crops,
+    video_frames_as_faces,
+)
 from ml.metrics import classification_report, fit_temperature
 from ml.models import TrackLSTM, build_image_model, input_size_for
 from ml.registry import ModelCard, load_image_model, save_model
 from ml.sbi import draw_params, self_blend
-from ml.synth import TRACK_FAMILIES, Face, check_families, synthesise, synthesise_track
-from ml.transforms import degrade, random_affine, reencode_at_scale, to_tensor
+from ml.synth import TRACK_FAMILIES, Face, check_families, synthesise_track
+from ml.transforms import to_tensor
 
 Log = Callable[[str], None]
 
@@ -87,105 +97,11 @@ def _version() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d.%H%M")
 
 
-def _exclude(cs: CropSet, prefixes: list[str]) -> CropSet:
-    if not prefixes:
-        return cs
-    keep = np.array([not any(Path(p).name.startswith(x) for x in prefixes) for p in cs.paths])
-    return CropSet(
-        cs.crops[keep],
-        cs.landmarks[keep],
-        cs.labels[keep],
-        [p for p, k in zip(cs.paths, keep, strict=True) if k],
-        None if cs.lengths is None else cs.lengths[keep],
-    )
-
-
-def video_frames_as_faces(cs: CropSet, step: int) -> CropSet:
-    """Every `step`-th frame of each cached track as a standalone face, labelled by its clip."""
-    crops, lms, labels, paths = [], [], [], []
-    for i in range(len(cs)):
-        for t in range(0, int(cs.lengths[i]), step):
-            crops.append(cs.crops[i, t])
-            lms.append(cs.landmarks[i, t])
-            labels.append(cs.labels[i])
-            paths.append(cs.paths[i])
-    return CropSet(np.stack(crops), np.stack(lms), np.array(labels, dtype=np.int64), paths)
-
-
-def concat(a: CropSet, b: CropSet) -> CropSet:
-    return CropSet(
-        np.concatenate([a.crops, b.crops]),
-        np.concatenate([a.landmarks, b.landmarks]),
-        np.concatenate([a.labels, b.labels]),
-        a.paths + b.paths,
-    )
-
-
-def augment_face(
-    context: np.ndarray, rng: np.random.Generator, size: int, reencode_fraction: float = 0.0
-) -> np.ndarray:
-    """Train-time view of a cached context crop: flip, re-encoding, the seeds' affine jitter, inner crop,
-    degradations."""
-    img = context[:, ::-1] if rng.random() < 0.5 else context
-    if rng.random() < reencode_fraction:
-        img = reencode_at_scale(np.ascontiguousarray(img), rng)
-    if rng.random() < 0.7:
-        img = random_affine(np.ascontiguousarray(img), rng)
-    img = inner_crop(np.ascontiguousarray(img), size)
-    return degrade(img, rng)
-
-
-def _flip_landmarks(lm: np.ndarray, width: int) -> np.ndarray:
-    out = lm.copy()
-    out[:, 0] = width - 1 - out[:, 0]
-    return out
-
-
 def synth_mix(cfg: ImageTrainConfig) -> dict[str, float]:
     """Forgeries per real face per epoch, by family: the config's families, else self-blending alone."""
     mix = dict(cfg.synth_families) or {"sbi": cfg.sbi_fraction}
     check_families(list(mix))
     return mix
-
-
-class _ImageEpoch(torch.utils.data.Dataset):
-    """One epoch's samples: every cached face plus freshly drawn forgeries of real faces (ml.synth)."""
-
-    donor_candidates = 4  # other real faces offered per forgery; the closest in pose gives its face
-
-    def __init__(
-        self, cs: CropSet, size: int, mix: dict[str, float], seed: int, reencode_fraction: float = 0.0
-    ):
-        self.cs, self.size, self.reencode_fraction = cs, size, reencode_fraction
-        rng = np.random.default_rng(seed)
-        self.reals = np.flatnonzero(cs.labels == 0)
-        self.items: list[tuple[int, str | None]] = [(i, None) for i in range(len(cs))]
-        for family, fraction in mix.items():
-            n = int(round(fraction * len(self.reals)))
-            self.items += [(int(i), family) for i in rng.choice(self.reals, n)]
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, k: int):
-        i, family = self.items[k]
-        rng = np.random.default_rng((self.seed, k))
-        context = self.cs.crops[i]
-        label = int(self.cs.labels[i])
-        if family is not None:
-            context, _ = synthesise(self._face(i), self._donors(i, k), family, rng)
-            label = 1
-        face = augment_face(context, rng, self.size, self.reencode_fraction)
-        return to_tensor(face)[0], torch.tensor(float(label))
-
-    def _face(self, i: int) -> Face:
-        return Face(self.cs.crops[i], self.cs.landmarks[i])
-
-    def _donors(self, i: int, k: int) -> list[Face]:
-        # a stream of its own, so the forgery's own draws (and self-blends) do not depend on it
-        picks = np.random.default_rng((self.seed, k, 1)).choice(self.reals, self.donor_candidates)
-        return [self._face(int(j)) for j in picks if j != i]
 
 
 # ---------------------------------------------------------------- the loop both branches share
@@ -330,32 +246,18 @@ def calibrate_and_save(
 # ---------------------------------------------------------------- image branch
 
 
-class _Faces(torch.utils.data.Dataset):
-    """Evaluation view of cached faces: the inner crop as inference cuts it, no augmentation."""
-
-    def __init__(self, cs: CropSet, size: int):
-        self.faces = np.stack([inner_crop(c, size) for c in cs.crops])
-        self.labels, self.size = cs.labels, size
-
-    def __len__(self) -> int:
-        return len(self.faces)
-
-    def __getitem__(self, k: int):
-        return to_tensor(self.faces[k], self.size)[0], torch.tensor(float(self.labels[k]))
-
-
 def image_splits(
     data_dir: Path, cfg: ImageTrainConfig, cache_dir: Path, log: Log = print
 ) -> tuple[CropSet, CropSet]:
     """Cached faces of the train and val splits, less the excluded sources, with faces from the video
     clips when the config names them."""
-    train = _exclude(image_crops(data_dir / "train", cache_dir, log=log), cfg.exclude_sources)
-    val = _exclude(image_crops(data_dir / "val", cache_dir, log=log), cfg.exclude_sources)
+    train = exclude_sources(image_crops(data_dir / "train", cache_dir, log=log), cfg.exclude_sources)
+    val = exclude_sources(image_crops(data_dir / "val", cache_dir, log=log), cfg.exclude_sources)
     if cfg.video_data:
         vdir = Path(cfg.video_data)
         for split in ("train", "val"):
             frames = video_frames_as_faces(
-                _exclude(video_crops(vdir / split, cache_dir, log=log), cfg.exclude_sources),
+                exclude_sources(video_crops(vdir / split, cache_dir, log=log), cfg.exclude_sources),
                 cfg.video_frame_step,
             )
             log(f"+ {len(frames)} {split} faces from video clips")
@@ -387,11 +289,11 @@ def train_image(
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.3, patience=1)
     # a generator of its own: a loader without one draws its seed from torch's global stream, which
     # would shift the dropout masks of the next epoch
-    val_batches = torch.utils.data.DataLoader(_Faces(val, size), batch_size=64, generator=torch.Generator())
+    val_batches = torch.utils.data.DataLoader(FaceSet(val, size), batch_size=64, generator=torch.Generator())
 
     def epoch_batches(epoch: int) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
-            _ImageEpoch(train, size, mix, cfg.seed * 1000 + epoch, cfg.reencode_fraction),
+            ImageEpoch(train, size, mix, cfg.seed * 1000 + epoch, cfg.reencode_fraction),
             batch_size=cfg.batch_size,
             shuffle=True,
             num_workers=1,
@@ -567,8 +469,8 @@ def train_video(
     dev = pick_device(device)
     embedder, image_card = load_image_model(cfg.image_model or None, registry)
     embedder.to(dev)
-    train = _exclude(video_crops(data_dir / "train", cache_dir, frames, log=log), cfg.exclude_sources)
-    val = _exclude(video_crops(data_dir / "val", cache_dir, frames, log=log), cfg.exclude_sources)
+    train = exclude_sources(video_crops(data_dir / "train", cache_dir, frames, log=log), cfg.exclude_sources)
+    val = exclude_sources(video_crops(data_dir / "val", cache_dir, frames, log=log), cfg.exclude_sources)
     started = time.monotonic()
     (train_seqs, train_labels), (val_seqs, val_labels) = embedded_splits(
         train, val, cfg, embedder, image_card, cache_dir, frames, dev, rng, log

@@ -8,6 +8,8 @@ import torch
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+# Cached faces are context crops 1.8× the face box (ml.dataset.context_crop); models see the 1.3× inside.
+CONTEXT_MARGIN = 1.8
 
 
 def to_tensor(crops: np.ndarray | list[np.ndarray], size: int | None = None) -> torch.Tensor:
@@ -19,6 +21,17 @@ def to_tensor(crops: np.ndarray | list[np.ndarray], size: int | None = None) -> 
         arr = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in arr])
     x = (arr.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def inner_crop(context: np.ndarray, size: int = 224) -> np.ndarray:
+    """The 1.3× face crop inside a context crop, at the model's input size."""
+    c = context.shape[0]
+    inner = c * 1.3 / CONTEXT_MARGIN
+    o = (c - inner) / 2
+    patch = context[round(o) : round(o + inner), round(o) : round(o + inner)]
+    return cv2.resize(
+        patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
+    )
 
 
 def random_affine(
@@ -85,3 +98,34 @@ def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         out = jpeg(out, int(rng.integers(30, 96)))
     return out
+
+
+class FaceTrainPreset:
+    """The training view of a cached context crop (torchvision's ClassificationPresetTrain): flip,
+    re-encoding at native scale, the seeds' affine jitter, the inner crop, degradations, normalisation."""
+
+    def __init__(self, size: int, reencode_fraction: float = 0.0):
+        self.size, self.reencode_fraction = size, reencode_fraction
+
+    def augment(self, context: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        img = context[:, ::-1] if rng.random() < 0.5 else context
+        if rng.random() < self.reencode_fraction:
+            img = reencode_at_scale(np.ascontiguousarray(img), rng)
+        if rng.random() < 0.7:
+            img = random_affine(np.ascontiguousarray(img), rng)
+        img = inner_crop(np.ascontiguousarray(img), self.size)
+        return degrade(img, rng)
+
+    def __call__(self, context: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        return to_tensor(self.augment(context, rng))[0]
+
+
+class FaceEvalPreset:
+    """The evaluation view (torchvision's ClassificationPresetEval): the inner crop as inference cuts it,
+    normalised."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, context: np.ndarray) -> torch.Tensor:
+        return to_tensor(inner_crop(context, self.size), self.size)[0]

@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ml.dataset import CropSet, context_crop
+from ml.dataset import CropSet, ImageEpoch, context_crop
 from ml.faces import FaceBox
-from ml.train import ImageTrainConfig, _ImageEpoch, forged_track, synth_mix, track_faces
+from ml.train import ImageTrainConfig, forged_track, synth_mix, track_faces
 from tests.ml.media_factory import ASTRONAUT_FACE, astronaut
 
 
@@ -28,7 +28,7 @@ def test_without_families_the_epoch_self_blends_at_sbi_fraction():
 
 def test_epoch_adds_forgeries_of_real_faces_per_family():
     cs = _crops()
-    ds = _ImageEpoch(cs, 224, {"swap": 1.0, "resynth": 0.5}, seed=0)
+    ds = ImageEpoch(cs, 224, {"swap": 1.0, "resynth": 0.5}, seed=0)
     assert Counter(family for _, family in ds.items) == {None: 4, "swap": 3, "resynth": 2}
     assert all(cs.labels[i] == 0 for i, family in ds.items if family)  # made from real faces only
     for k, (_, family) in enumerate(ds.items):
