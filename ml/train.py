@@ -3,6 +3,11 @@
 Both read the `DIR/{train,val,test}/{real,fake}/` layout through the crop cache in ml.dataset, stop
 early on validation loss, calibrate on the validation split (temperature scaling) and write a
 checkpoint with its card into a registry folder.
+
+Shaped like torchvision's classification reference: `train_one_epoch` and `evaluate` serve both
+branches, `fit` loops epochs over them, `calibrate_and_save` is the common tail, and `train_image` /
+`train_video` only build data and model. Datasets live in ml.dataset, augmentation presets in
+ml.transforms, the recipes in ml/configs/*_default.json.
 """
 
 from __future__ import annotations
