@@ -89,10 +89,10 @@ def region_figures(mapper: Mapper, pairs: list[tuple[np.ndarray, np.ndarray]]) -
     pointing = np.mean([map_peak_inside(m, cv2.dilate(r, patch)) for m, r in usable])
     return {
         "n": len(usable),
-        "mass_in_region": mass,
-        "region_area": area,
-        "lift": mass / area,
-        "pointing": pointing,
+        "mass_in_region": float(mass),
+        "region_area": float(area),
+        "lift": float(mass / area),
+        "pointing": float(pointing),
     }
 
 
@@ -106,7 +106,7 @@ def face_figures(mapper: Mapper, cs: CropSet, count: int) -> dict[str, float]:
     usable = [(m, r) for m, r in zip(maps, masks, strict=True) if m is not None]
     mass = np.mean([map_mass_share(m, r) for m, r in usable])
     area = np.mean([r.mean() for _, r in usable])
-    return {"n": len(usable), "face_mass": mass, "face_area": area, "lift": mass / area}
+    return {"n": len(usable), "face_mass": float(mass), "face_area": float(area), "lift": float(mass / area)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,6 @@ class TrackResult:
     fake_probability: float = 0.0
     scored_steps: list[int] = field(default_factory=list)  # which crops frame_probs are of
     features: np.ndarray | None = None  # CLIP path: the probe's input for each scored frame
-    cams: dict[int, np.ndarray] = field(default_factory=dict)  # step -> the deciding model's map
 
     @property
     def scored_frames(self) -> list[int]:
@@ -150,10 +149,12 @@ class Analyser:
         with torch.inference_mode():
             return self.image_card.calibrated(self.image_model.classify_embedding(emb)).cpu().tolist()
 
-    def _write_artifacts(
-        self, face: np.ndarray, name: str, artifacts_dir: Path | None, cam: np.ndarray | None = None
-    ) -> dict:
-        """Thumbnail and heatmap files of a face; `cam` is the deciding model's map (Grad-CAM otherwise)."""
+    def _write_artifacts(self, face: np.ndarray, name: str, artifacts_dir: Path | None) -> dict:
+        """Thumbnail and heatmap files of a face.
+
+        The heatmap is Grad-CAM of the fine-tuned CNN whichever model decides: on forgeries with known
+        edited pixels it puts 1.7x its share of weight on them, where the CLIP probe's patch map is no
+        better than uniform (0.9x; `python -m benchmarks.heatmap`, recorded in the CLIP card)."""
         if artifacts_dir is None:
             return {}
         artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -162,14 +163,8 @@ class Analyser:
             artifacts_dir / thumb, cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
         )
         out = {"thumbnail": thumb}
-        if (
-            cam is None
-            and self.heatmaps
-            and self.clip is None
-            and hasattr(self.image_model, "classify_embedding")
-        ):
+        if self.heatmaps and hasattr(self.image_model, "classify_embedding"):
             cam = grad_cam(self.image_model, face, self.image_card.input_size)
-        if cam is not None:
             heat = f"{name}_heatmap.png"
             write_image(artifacts_dir / heat, cv2.cvtColor(overlay(face, cam), cv2.COLOR_RGB2BGR))
             out["heatmap"] = heat
@@ -251,16 +246,16 @@ class Analyser:
         crops = [crop_face(rgb, b, size) for b in boxes]
         self._timed("crop", time.perf_counter() - t)
         if self.clip is not None:
-            probs, cams, features = self._clip_probs(crops, artifacts_dir is not None and self.heatmaps)
+            probs, features = self._clip_probs(crops)
             views = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
         else:
-            (probs, views), cams = self._cnn_photo_probs(crops), [None] * len(crops)
+            probs, views = self._cnn_photo_probs(crops)
         progress("writing results", 0.8)
         t = time.perf_counter()
         faces = []
-        for i, (box, crop, p, cam) in enumerate(zip(boxes, crops, probs, cams, strict=True)):
+        for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
             face = {"track": i, "box": box.as_list(), "frames": [0], "fake_probability": round(p, 4)}
-            face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir, cam))
+            face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir))
             faces.append(face)
         self._timed("write", time.perf_counter() - t)
         evidence = [
@@ -283,16 +278,16 @@ class Analyser:
         views = [{"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)]
         return probs, views
 
-    def _clip_scores(self, crops: list[np.ndarray], with_maps: bool) -> ClipScores:
+    def _clip_scores(self, crops: list[np.ndarray]) -> ClipScores:
         t = time.perf_counter()
-        scores = self.clip.score(crops, with_maps=with_maps)
+        scores = self.clip.score(crops)
         self._timed("clip", time.perf_counter() - t)
         return scores
 
-    def _clip_probs(self, crops: list[np.ndarray], with_maps: bool) -> tuple[list[float], list, np.ndarray]:
-        """The CLIP probe's calibrated probability per crop, its patch map when asked for, its features."""
-        scores = self._clip_scores(crops, with_maps)
-        return calibrate(scores.logits, self.clip_card.temperature), scores.maps, scores.features
+    def _clip_probs(self, crops: list[np.ndarray]) -> tuple[list[float], np.ndarray]:
+        """The CLIP probe's calibrated probability per crop, and its features."""
+        scores = self._clip_scores(crops)
+        return calibrate(scores.logits, self.clip_card.temperature), scores.features
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
@@ -307,7 +302,7 @@ class Analyser:
         progress("scoring faces", 0.7)
         results = [TrackResult(track, [crop_of[id(b)] for b in track.boxes]) for track in tracks]
         if self.clip is not None:
-            self._score_tracks_clip(results, with_maps=artifacts_dir is not None and self.heatmaps)
+            self._score_tracks_clip(results)
         else:
             self._score_tracks_lstm(results, embedding_of)
         progress("writing results", 0.9)
@@ -390,7 +385,7 @@ class Analyser:
                 offset += n
         self._timed("lstm", time.perf_counter() - t)
 
-    def _score_tracks_clip(self, results: list[TrackResult], with_maps: bool) -> None:
+    def _score_tracks_clip(self, results: list[TrackResult]) -> None:
         """CLIP probe on a few frames per track; the track's score is its frames' mean logit, calibrated.
 
         The timeline shows exactly these frames, so the chart and the clip verdict tell one story: the clip
@@ -400,8 +395,8 @@ class Analyser:
         for tr in results:
             tr.scored_steps = track_steps(len(tr.crops), per_track)
         crops = [tr.crops[i] for tr in results for i in tr.scored_steps]
-        scores = self._clip_scores(crops, with_maps)
-        logits, maps = scores.logits, scores.maps
+        scores = self._clip_scores(crops)
+        logits = scores.logits
         offset = 0
         for tr in results:
             n = len(tr.scored_steps)
@@ -411,14 +406,10 @@ class Analyser:
             tr.fake_probability = calibrate(
                 np.array([track_logits.mean()]), self.clip_card.video_temperature
             )[0]
-            tr.cams = {
-                i: m for i, m in zip(tr.scored_steps, maps[offset : offset + n], strict=True) if m is not None
-            }
             offset += n
 
     def _video_face(self, tr: TrackResult, artifacts_dir: Path | None) -> dict:
-        # the deciding model's map exists only for scored frames: then the thumbnail is the best of those
-        best = tr.track.representative_index(tr.cams or None)
+        best = representative_step(tr)
         face = {
             "track": tr.track.track_id,
             "box": tr.track.boxes[best].as_list(),
@@ -428,14 +419,19 @@ class Analyser:
             "scored_frames": tr.scored_frames,
         }
         name = f"face_{tr.track.track_id}"
-        face.update(self._write_artifacts(tr.crops[best], name, artifacts_dir, tr.cams.get(best)))
+        face.update(self._write_artifacts(tr.crops[best], name, artifacts_dir))
         return face
+
+
+def representative_step(tr: TrackResult) -> int:
+    """The track's thumbnail: its best detection among the frames the chart shows (all, on the LSTM path)."""
+    return tr.track.representative_index(tr.scored_steps or None)
 
 
 def track_evidence(tr: TrackResult, embedding_of: dict[int, torch.Tensor]) -> FaceEvidence:
     """What ml.verdict weighs for a track: its representative face, its frames' scores and the deciding
     model's features of its scored frames (CLIP path) or the image model's embedding of every frame."""
-    best = tr.track.representative_index(tr.cams or None)  # the face _video_face shows
+    best = representative_step(tr)  # the face _video_face shows
     box = tr.track.boxes[best]
     rows = [embedding_of[id(b)] for b in tr.track.boxes if id(b) in embedding_of]
     embeddings = torch.stack(rows).float().cpu().numpy() if rows else tr.features
