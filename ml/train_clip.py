@@ -32,7 +32,7 @@ Log = Callable[[str], None]
 class ClipTrainConfig:
     name: str = "clip-probe"
     version: str | None = None
-    feature: str = "cls"  # which CLIP output the probe reads: cls | embed | both
+    feature: str = "cls"  # what the probe reads: parts of ml.probe.FEATURE_SLICES joined by +, "L6+cls"
     l2: bool = True
     c: float = 0.05  # inverse regularisation of the logistic probe
     # 1 in N photos of these file-name prefixes (the two sources with thousands of near-alike faces)

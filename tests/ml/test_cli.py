@@ -31,7 +31,9 @@ def test_predict_json_says_uncertain_with_reasons_for_a_tiny_face(tiny_face_jpg)
     proc = _run("predict", "--json", str(tiny_face_jpg))
     (result,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert result["verdict"] == "uncertain", result
-    assert [r["code"] for r in result["uncertain_reasons"]] == ["face_too_small"]
+    codes = [r["code"] for r in result["uncertain_reasons"]]
+    # a 40 px face blown up to the model's input may also be unlike any training face; never near_threshold
+    assert codes[0] == "face_too_small" and set(codes) <= {"face_too_small", "out_of_distribution"}
     assert result["lean"] in ("real", "fake") and 0 <= result["fake_probability"] <= 1
     assert result["faces"][0]["uncertain_reasons"] == result["uncertain_reasons"]
     assert result["uncertain_band"] == [0.35, 0.65] and result["known_limits"]

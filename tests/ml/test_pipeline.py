@@ -23,7 +23,9 @@ def test_image_result_contract_and_artifacts(face_jpg, tmp_path):
 def test_a_tiny_face_is_uncertain_because_it_is_too_small(tiny_face_jpg):
     result = analyse(tiny_face_jpg)
     assert result["verdict"] == "uncertain" and result["strength"] is None
-    assert [r["code"] for r in result["uncertain_reasons"]] == ["face_too_small"]
+    codes = [r["code"] for r in result["uncertain_reasons"]]
+    # a 40 px face blown up to the model's input may also be unlike any training face; never near_threshold
+    assert codes[0] == "face_too_small" and set(codes) <= {"face_too_small", "out_of_distribution"}
     assert result["lean"] == ("fake" if result["fake_probability"] >= result["threshold"] else "real")
 
 
