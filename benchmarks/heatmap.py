@@ -13,8 +13,8 @@ MobileNetV2 (the `--no-clip` path), it prints per family:
 - on the test split's real fakes (no pixel truth there), `face_mass` / `face_area`: the map's weight inside
   the face from brows to chin against that area, so a map that lights hair and forehead shows `lift` < 1.
 
-`--record` writes the figures into the CLIP card (`heatmap`), where the result page can say what the map
-is worth. Needs ../shared/data.
+`--record` writes both maps' figures into the CLIP card (`heatmap`, with which one the pipeline draws).
+Needs ../shared/data.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("cache/crops"))
     parser.add_argument("--faces", type=int, default=60, help="forgeries per family, and real fakes")
-    parser.add_argument("--record", action="store_true", help="write the CLIP map's figures into its card")
+    parser.add_argument("--record", action="store_true", help="write the figures into the CLIP card")
     args = parser.parse_args(argv)
     if not (args.data / "images" / "test").is_dir():
         print(f"error: {args.data}/images/test not found (the research media is not part of the repository)")
@@ -124,23 +124,26 @@ def main(argv: list[str] | None = None) -> int:
     cs = image_crops(args.data / "images" / "test", args.cache)
     pairs = {family: list(forgeries(cs, family, args.faces)) for family in EDIT_FAMILIES}
     recorded = {}
-    for name, make in (("clip patch map", clip_mapper), ("Grad-CAM, MobileNetV2", gradcam_mapper)):
+    for key, make in (("clip_patch_map", clip_mapper), ("grad_cam", gradcam_mapper)):
         mapper, ref = make()
         figures = {family: region_figures(mapper, p) for family, p in pairs.items()}
         figures["real_fakes"] = face_figures(mapper, cs, args.faces)
         for row, f in figures.items():
             cells = " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in f.items())
-            print(f"{name} ({ref}) {row}: {cells}", flush=True)
-        if name.startswith("clip"):
-            recorded = {"model": ref, **figures}
+            print(f"{key} ({ref}) {row}: {cells}", flush=True)
+        recorded[key] = {"model": ref, **figures}
     if args.record:
         from ml.registry import default_ref, record_metrics
 
-        record_metrics(default_ref("clip"), "heatmap", _rounded(recorded))
-    swap = recorded["swap"]
+        shown = {"shown": "grad_cam", **recorded}  # what the pipeline draws (ml.pipeline._write_artifacts)
+        record_metrics(default_ref("clip"), "heatmap", _rounded(shown))
     print(
-        f"heatmap_swap_mass={swap['mass_in_region']:.3f} heatmap_swap_area={swap['region_area']:.3f} "
-        f"heatmap_swap_pointing={swap['pointing']:.3f} heatmap_face_lift={recorded['real_fakes']['lift']:.3f}"
+        " ".join(
+            f"heatmap_{key}_swap_lift={f['swap']['lift']:.3f} "
+            f"heatmap_{key}_swap_pointing={f['swap']['pointing']:.3f} "
+            f"heatmap_{key}_face_lift={f['real_fakes']['lift']:.3f}"
+            for key, f in recorded.items()
+        )
     )
     return 0
 
