@@ -156,6 +156,8 @@ def test_done_image_page_shows_verdict_percentage_faces_and_model(alice_client, 
     face = item.faces.first()
     assert reverse("face_thumbnail", args=[item.pk, face.pk]) in html
     assert reverse("face_heatmap", args=[item.pk, face.pk]) in html
+    # the heatmap is drawn by a second network: the page says so and links to how to read it
+    assert "a pointer, not proof" in html and reverse("how_it_works") in html
 
 
 def test_no_face_verdict_reads_no_face_found(alice_client, make_item):
