@@ -22,7 +22,7 @@ from ml.errors import MediaError, MissingWeightsError
 from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
 from ml.features import track_steps
 from ml.gradcam import grad_cam, overlay
-from ml.media import MediaInfo, load_image, prefetch, probe, sample_frames
+from ml.media import DEFAULT_FRAMES, MediaInfo, load_image, prefetch, probe, sample_frames
 from ml.onnx_embedder import make_onnx_embedder
 from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
@@ -30,7 +30,6 @@ from ml.transforms import to_tensor
 from ml.verdict import FaceEvidence
 
 Progress = Callable[[str, float], None]
-DEFAULT_FRAMES = 32
 THUMBNAIL_SIZE = 224
 # Crops per CNN forward on CPU. Small batches stay in cache: MobileNetV2 embeds ~100-140 crops/s in batches
 # of 2-8 and ~50 in batches of 32, whose activations (32 x 96 x 112 x 112 floats...) spill out of it and

@@ -35,6 +35,7 @@ from ml.dataset import (
     video_crops,
     video_frames_as_faces,
 )
+from ml.media import DEFAULT_FRAMES
 from ml.metrics import classification_report, fit_temperature
 from ml.models import TrackLSTM, build_image_model, input_size_for
 from ml.registry import ModelCard, load_image_model, save_model
@@ -463,7 +464,7 @@ def train_video(
     out_dir: Path,
     cfg: VideoTrainConfig,
     cache_dir: Path,
-    frames: int = 32,
+    frames: int = DEFAULT_FRAMES,
     device: str | None = None,
     log: Log = print,
     registry: Path | None = None,
