@@ -36,12 +36,11 @@ from ml.dataset import (
     video_frames_as_faces,
 )
 from ml.media import DEFAULT_FRAMES
-from ml.metrics import classification_report, fit_temperature
-from ml.models import TrackLSTM, build_image_model, input_size_for
+from ml.metrics import classification_report, fit_temperature, sigmoid
+from ml.models import TrackLSTM, build_image_model, embed_batched, input_size_for
 from ml.registry import ModelCard, load_image_model, save_model
 from ml.sbi import draw_params, self_blend
 from ml.synth import TRACK_FAMILIES, Face, check_families, synthesise_track
-from ml.transforms import to_tensor
 
 Log = Callable[[str], None]
 
@@ -114,10 +113,6 @@ def synth_mix(cfg: ImageTrainConfig) -> dict[str, float]:
 
 # A batch is (model inputs, labels): one input tensor (faces) or a tuple of them (sequences, lengths).
 Batch = tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-logits))
 
 
 def _forward(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...], device: torch.device):
@@ -359,16 +354,6 @@ def forged_track(cs: CropSet, i: int, size: int, family: str, rng: np.random.Gen
     return np.stack([inner_crop(frame, size) for frame in synthesise_track(track, donors, family, rng)])
 
 
-@torch.inference_mode()
-def embed_faces(
-    model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64
-) -> torch.Tensor:
-    out = []
-    for s in range(0, len(faces), batch):
-        out.append(model.embed(to_tensor(faces[s : s + batch], size).to(device)).float().cpu())
-    return torch.cat(out)
-
-
 def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([len(s) for s in seqs])
     return nn.utils.rnn.pad_sequence(seqs, batch_first=True), lengths
@@ -389,17 +374,21 @@ def _embed_split(
     if cache is not None and cache.exists():
         saved = torch.load(cache, weights_only=True)
         return saved["seqs"], saved["labels"]
+
+    def embed(faces: np.ndarray) -> torch.Tensor:
+        return embed_batched(embedder.embed, faces, size, dev, batch=64).cpu()
+
     seqs, labels = [], []
     for i in range(len(cs)):
-        seqs.append(embed_faces(embedder, track_faces(cs, i, size), size, dev))
+        seqs.append(embed(track_faces(cs, i, size)))
         labels.append(int(cs.labels[i]))
         if cs.labels[i] == 0:
             for _ in range(sbi_copies):
-                seqs.append(embed_faces(embedder, track_faces(cs, i, size, rng), size, dev))
+                seqs.append(embed(track_faces(cs, i, size, rng)))
                 labels.append(1)
             for family, copies in (track_families or {}).items():
                 for _ in range(copies):
-                    seqs.append(embed_faces(embedder, forged_track(cs, i, size, family, rng), size, dev))
+                    seqs.append(embed(forged_track(cs, i, size, family, rng)))
                     labels.append(1)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
