@@ -32,7 +32,7 @@ from ml.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_split
 from ml.evaluate import recompress
 from ml.faces import crop_face
 from ml.media import load_image
-from ml.metrics import classification_report
+from ml.metrics import classification_report, sigmoid
 from ml.pipeline import Analyser
 
 VIEW_SETS: dict[str, tuple[tuple[float, bool], ...]] = {
@@ -47,17 +47,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-x))
-
-
 def _confidence_weighted(p: np.ndarray) -> float:
     weight = np.abs(p - 0.5) + 1e-3
     return float((p * weight).sum() / weight.sum())
 
 
 FRAME_AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
-    "mean of frames": lambda p: float(_sigmoid(_logit(p).mean())),
+    "mean of frames": lambda p: float(sigmoid(_logit(p).mean())),
     "median of frames": lambda p: float(np.median(p)),
     "top quarter of frames": lambda p: float(np.sort(p)[-max(1, len(p) // 4) :].mean()),
     "confidence-weighted": _confidence_weighted,

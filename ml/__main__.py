@@ -1,4 +1,8 @@
-"""Command line: `python -m ml train|evaluate|predict|models|synth` (see `python -m ml --help`)."""
+"""Command line: `python -m ml train|evaluate|predict|models|synth|prepare` (see `python -m ml --help`).
+
+Strict, like timm's train.py: a flag the chosen command or training task does not read is refused with
+the reason (exit status 2) instead of being dropped, e.g. `train --task image --sbi-copies 2`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,8 +43,9 @@ def _family_mix(pairs: list[str] | None, kind: type = float) -> dict | None:
         raise SystemExit(f"families are given as NAME=NUMBER pairs, got {pairs}") from None
 
 
+TRAIN_TASKS = ("image", "video", "clip")
 # The named presets: `python -m ml train --task T` trains the shipped recipe unless --config names another.
-PRESETS = {"image": "image_default.json", "video": "video_default.json", "clip": "clip_default.json"}
+PRESETS = {task: f"{task}_default.json" for task in TRAIN_TASKS}
 
 
 def train_config(args: argparse.Namespace) -> ImageTrainConfig | VideoTrainConfig:
@@ -69,12 +75,19 @@ def train_config(args: argparse.Namespace) -> ImageTrainConfig | VideoTrainConfi
     )
     if args.task == "image" and args.name is None and args.arch:
         cfg.name = f"image-{cfg.arch}"
+    if args.task == "image" and args.sbi_fraction is not None and cfg.synth_families:
+        # ml.train.synth_mix reads sbi_fraction only when there are no families
+        raise SystemExit(
+            "--sbi-fraction does not apply when synth families are set (by --synth-families or the config): "
+            "give self-blending as one of them, e.g. --synth-families sbi=0.5 swap=0.25"
+        )
     return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.task == "clip":
         return _train_clip(args)
+    from ml.media import DEFAULT_FRAMES
     from ml.train import train_image, train_video
 
     cfg = train_config(args)
@@ -88,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             Path(args.out),
             cfg,
             cache,
-            frames=args.frames,
+            frames=DEFAULT_FRAMES if args.frames is None else args.frames,
             device=args.device,
             registry=registry,
         )
@@ -157,17 +170,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _reencode_sweep(args: argparse.Namespace, analyser) -> int:
     from ml.evaluate import format_sweep, reencode_sweep
 
-    clashing = [
-        flag
-        for flag, value in (
-            ("--jpeg-quality", args.jpeg_quality),
-            ("--roc", args.roc),
-            ("--record", args.record),
-        )
-        if value
-    ]
-    if clashing:
-        raise SystemExit(f"--reencode-sweep does not take {', '.join(clashing)}")
     sweep = reencode_sweep(
         Path(args.data), analyser, exclude=tuple(args.exclude or ()), only=tuple(args.only or ())
     )
@@ -234,33 +236,84 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+Check = Callable[[argparse.Namespace], list[str]]
+
+
+def _no_problems(_args: argparse.Namespace) -> list[str]:
+    return []
+
+
+def _command(
+    sub: argparse._SubParsersAction, name: str, func: Callable, help: str, check: Check = _no_problems
+) -> argparse.ArgumentParser:
+    """A subcommand whose flags `check` vets before `func` runs; its usage is shown with a refusal."""
+    parser = sub.add_parser(name, help=help, description=help)
+    parser.set_defaults(func=func, check=check, usage_error=parser.error)
+    return parser
+
+
+def _registry_option(add_argument: Callable[..., object], reads: str = "the models") -> None:
+    # One meaning everywhere: the registry models are read from (train writes into --out).
+    add_argument(
+        "--registry", help=f"registry folder to read {reads} from (default: ml/weights or $ML_WEIGHTS_DIR)"
+    )
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    """What evaluate and predict share: which models and detector the analyser loads, and how it samples."""
+    from ml.faces import DEFAULT_DETECTOR, DETECTORS
+    from ml.media import DEFAULT_FRAMES
     from ml.tracking import DETECT_STRIDE
 
-    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--image-model", help="name@version (default: the registry's default)")
+    parser.add_argument("--video-model", help="name@version (default: the registry's default)")
+    clip = parser.add_mutually_exclusive_group()
+    clip.add_argument("--clip-model", help="name@version of the CLIP probe (default: the registry's)")
+    clip.add_argument(
+        "--no-clip", action="store_true", help="decide with the fine-tuned CNN and the LSTM instead"
+    )
+    _registry_option(parser.add_argument)
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames sampled per video")
+    parser.add_argument(
+        "--detect-stride",
+        type=int,
+        default=DETECT_STRIDE,
+        help="run the face detector on every N-th sampled frame, interpolating boxes between agreeing "
+        f"detections (1: every frame; default {DETECT_STRIDE})",
+    )
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
-    def model_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--image-model", help="name@version (default: the registry's default)")
-        p.add_argument("--video-model", help="name@version (default: the registry's default)")
-        p.add_argument("--clip-model", help="name@version of the CLIP probe (default: the registry's)")
-        p.add_argument(
-            "--no-clip", action="store_true", help="decide with the fine-tuned CNN and the LSTM instead"
-        )
-        p.add_argument("--registry", help="registry folder (default: ml/weights or $ML_WEIGHTS_DIR)")
-        p.add_argument("--detector", default="retinaface", choices=["retinaface", "hog", "cnn", "haar"])
-        p.add_argument("--frames", type=int, default=32, help="frames sampled per video")
-        p.add_argument(
-            "--detect-stride",
-            type=int,
-            default=DETECT_STRIDE,
-            help="run the face detector on every N-th sampled frame, interpolating boxes between agreeing "
-            f"detections (1: every frame; default {DETECT_STRIDE})",
-        )
-        p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
-    t = sub.add_parser("train", help="train a model over DIR/{train,val}/{real,fake}/")
-    t.add_argument("--task", choices=["image", "video", "clip"], required=True)
+def _task_flags(parser: argparse.ArgumentParser, *tasks: str) -> Callable[..., None]:
+    """add_argument for train flags that only `tasks` read: --help lists them under those tasks, and the
+    parser's `task_flags` default records them, so check_train_flags refuses them with any other task.
+    Their default is None, so a flag given can be told from one left out."""
+    group = parser.add_argument_group(f"--task {' and '.join(tasks)} only")
+    read_by: dict[str, tuple[str, tuple[str, ...]]] = parser.get_default("task_flags")
+
+    def add(*flags: str, **kwargs) -> None:
+        action = group.add_argument(*flags, **kwargs)
+        read_by[action.dest] = (action.option_strings[0], tasks)
+
+    return add
+
+
+def check_train_flags(args: argparse.Namespace) -> list[str]:
+    """The flags given that the chosen training task does not read."""
+    return [
+        f"{flag} does not apply to --task {args.task} (only to --task {' and '.join(tasks)})"
+        for dest, (flag, tasks) in args.task_flags.items()
+        if args.task not in tasks and getattr(args, dest) is not None
+    ]
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    t = _command(
+        sub, "train", cmd_train, "train a model over DIR/{train,val}/{real,fake}/", check_train_flags
+    )
+    t.set_defaults(task_flags={})
+    t.add_argument("--task", choices=TRAIN_TASKS, required=True)
     t.add_argument(
         "--data", required=True, help="image/video: DIR; clip: the folder holding images/ and videos/"
     )
@@ -269,41 +322,69 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         help="JSON config (ml/configs/*.json; default: the task's preset, ml/configs/TASK_default.json)",
     )
-    t.add_argument(
-        "--arch", help="image: mobilenet_v2, efficientnet_lite0, resnext50_32x4d, resnet50 or compact_cnn"
-    )
-    t.add_argument("--freeze", help="backbone | last:N | none")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--sbi-fraction", type=float, help="self-blended fakes per real face per epoch (image)")
-    t.add_argument(
-        "--reencode-fraction", type=float, help="image: share of faces JPEG re-encoded at native scale"
-    )
-    t.add_argument(
-        "--synth-families",
-        nargs="*",
-        metavar="NAME=FRACTION",
-        help="image: forgeries per real face per epoch by ml.synth family (replaces --sbi-fraction)",
-    )
-    t.add_argument("--sbi-copies", type=int, help="self-blended copies per real track (video)")
-    t.add_argument(
-        "--track-families",
-        nargs="*",
-        metavar="NAME=COPIES",
-        help="video: more forged copies per real track by ml.synth track family (frozen, flicker, drift)",
-    )
     t.add_argument("--exclude", nargs="*", help="file-name prefixes to leave out (leave-one-source-out)")
-    t.add_argument("--image-model", help="video: name@version of the frame embedder")
-    t.add_argument("--registry", help="video: registry holding the image model")
     t.add_argument("--name")
     t.add_argument("--version")
     t.add_argument("--seed", type=int)
-    t.add_argument("--max-minutes", type=float)
-    t.add_argument("--frames", type=int, default=32)
     t.add_argument("--cache", default="cache/crops", help="where face crops are cached")
-    t.add_argument("--device")
-    t.set_defaults(func=cmd_train)
+    _image_train_flags(t)
+    _video_train_flags(t)
+    both = _task_flags(t, "image", "video")
+    both("--epochs", type=int)
+    both("--device", help="cpu or cuda (default: cuda when present)")
 
-    e = sub.add_parser("evaluate", help="metrics of the pipeline on DIR/{real,fake}/")
+
+def _image_train_flags(t: argparse.ArgumentParser) -> None:
+    from ml.models import IMAGE_ARCHS
+
+    image = _task_flags(t, "image")
+    image("--arch", choices=IMAGE_ARCHS, help="the image model (default: the preset's)")
+    image("--freeze", help="backbone | last:N | none")
+    image("--max-minutes", type=float)
+    image("--sbi-fraction", type=float, help="self-blended fakes per real face per epoch")
+    image("--reencode-fraction", type=float, help="share of faces JPEG re-encoded at native scale")
+    image(
+        "--synth-families",
+        nargs="*",
+        metavar="NAME=FRACTION",
+        help="forgeries per real face per epoch by ml.synth family (replaces --sbi-fraction)",
+    )
+
+
+def _video_train_flags(t: argparse.ArgumentParser) -> None:
+    from ml.media import DEFAULT_FRAMES
+
+    video = _task_flags(t, "video")
+    video("--sbi-copies", type=int, help="self-blended copies per real track")
+    video(
+        "--track-families",
+        nargs="*",
+        metavar="NAME=COPIES",
+        help="more forged copies per real track by ml.synth track family (frozen, flicker, drift)",
+    )
+    video("--image-model", help="name@version of the frame embedder (default: the registry's)")
+    video("--frames", type=int, help=f"frames sampled per clip (default {DEFAULT_FRAMES})")
+    _registry_option(video, "the image model")
+
+
+def check_evaluate_flags(args: argparse.Namespace) -> list[str]:
+    """The sweep re-encodes every photo itself, writes no ROC and records nothing in a card."""
+    given = [
+        flag
+        for flag, value in (
+            ("--jpeg-quality", args.jpeg_quality),
+            ("--roc", args.roc),
+            ("--record", args.record),
+        )
+        if value
+    ]
+    return [f"--reencode-sweep does not take {', '.join(given)}"] if args.reencode_sweep and given else []
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    e = _command(
+        sub, "evaluate", cmd_evaluate, "metrics of the pipeline on DIR/{real,fake}/", check_evaluate_flags
+    )
     e.add_argument("--data", required=True)
     e.add_argument("--roc", help="write the ROC curve PNG here")
     e.add_argument("--jpeg-quality", type=int, help="re-compress every input first (robustness)")
@@ -319,20 +400,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--record", metavar="KEY", help="store the metrics in the model's card under KEY (e.g. test)"
     )
-    model_options(e)
-    e.set_defaults(func=cmd_evaluate)
+    _model_options(e)
 
-    p = sub.add_parser("predict", help="verdicts for files")
+
+def check_predict_flags(args: argparse.Namespace) -> list[str]:
+    if args.heatmaps and not args.artifacts:
+        return ["--heatmaps needs --artifacts (the overlays are written there)"]
+    return []
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "predict", cmd_predict, "verdicts for files", check_predict_flags)
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON object per line per input")
     p.add_argument("--artifacts", help="write face thumbnails and heatmaps under this folder")
     p.add_argument("--heatmaps", action="store_true", help="Grad-CAM overlays (with --artifacts)")
-    model_options(p)
-    p.set_defaults(func=cmd_predict)
+    _model_options(p)
 
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
     from ml.synth import FAMILIES, TRACK_FAMILIES
 
-    s = sub.add_parser("synth", help="write examples of a forgery family made from real training faces")
+    s = _command(sub, "synth", cmd_synth, "write examples of a forgery family made from real training faces")
     s.add_argument("--family", required=True, choices=[*FAMILIES, *TRACK_FAMILIES])
     s.add_argument("--out", required=True, help="folder for the PNGs and the contact sheet")
     s.add_argument("--count", type=int, default=8)
@@ -340,19 +429,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help="DIR with train/real/ (default ../shared/data/images, or videos for a track family)"
     )
     s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=cmd_synth)
 
-    pr = sub.add_parser("prepare", help="build derived weights (the fp32 CLIP tower) once, at set-up")
-    pr.set_defaults(func=cmd_prepare)
 
-    m = sub.add_parser("models", help="list registered models and check their files")
-    m.add_argument("--registry")
-    m.set_defaults(func=cmd_models)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_predict(sub)
+    _add_synth(sub)
+    _command(sub, "prepare", cmd_prepare, "build derived weights (the fp32 CLIP tower) once, at set-up")
+    models = _command(sub, "models", cmd_models, "list registered models and check their files")
+    _registry_option(models.add_argument)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problems = args.check(args)
+    if problems:
+        args.usage_error("; ".join(problems))
     return args.func(args)
 
 

@@ -17,7 +17,7 @@ import torch
 
 from ml.faces import FaceBox, FaceDetector, crop_face, get_detector
 from ml.landmarks import landmarks_68
-from ml.media import load_image, probe, sample_frames
+from ml.media import DEFAULT_FRAMES, load_image, probe, sample_frames
 from ml.synth import Face, synthesise
 from ml.tracking import build_tracks
 from ml.transforms import CONTEXT_MARGIN, FaceEvalPreset, FaceTrainPreset, inner_crop  # noqa: F401 - re-exported
@@ -151,7 +151,7 @@ def main_track(file: Path, det: FaceDetector, frames: int) -> tuple[np.ndarray, 
 
 
 def video_crops(
-    split_dir: Path, cache_dir: Path, frames: int = 32, detector: str = "retinaface", log=print
+    split_dir: Path, cache_dir: Path, frames: int = DEFAULT_FRAMES, detector: str = "retinaface", log=print
 ) -> CropSet:
     """The main face track (most detections, then largest) of each clip, `frames` sampled evenly."""
     path = _cache_path(cache_dir, split_dir, "video", f"{detector}|{frames}")

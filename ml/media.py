@@ -30,6 +30,8 @@ MAX_ASPECT_RATIO = 20
 
 IMAGE_FORMATS = ("jpeg", "png", "webp")
 VIDEO_FORMATS = ("mp4", "mov", "webm", "mkv", "avi")
+# Frames sampled per video, evenly: by the analyser (ml.pipeline), the crop cache and both trainers.
+DEFAULT_FRAMES = 32
 
 T = TypeVar("T")
 
@@ -335,7 +337,7 @@ def snap_to_keyframes(wanted: list[int], keyframes: list[int], frame_count: int)
 
 def sample_frames(
     path: str | Path,
-    budget: int = 32,
+    budget: int = DEFAULT_FRAMES,
     mode: str = "uniform",
     strategy: str = "auto",
     info: MediaInfo | None = None,

@@ -115,13 +115,18 @@ def map_peak_inside(heatmap: np.ndarray, region: np.ndarray) -> bool:
     return bool(region.flat[int(np.argmax(heatmap))] > 0.5)
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """The logistic function, elementwise, in the logits' own float type."""
+    return 1 / (1 + np.exp(-logits))
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature T minimising validation log-loss of sigmoid(logit / T) (Guo et al., 2017)."""
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
 
     def nll(t: float) -> float:
-        p = np.clip(1 / (1 + np.exp(-logits / t)), 1e-7, 1 - 1e-7)
+        p = np.clip(sigmoid(logits / t), 1e-7, 1 - 1e-7)
         return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
     grid = np.exp(np.linspace(np.log(0.05), np.log(20), 400))

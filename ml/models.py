@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
 from ml.backbones import build_backbone
+from ml.transforms import to_tensor
 
 
 class PooledClassifier(nn.Module):
@@ -134,6 +138,21 @@ def build_image_model(arch: str, pretrained: bool = True) -> nn.Module:
     if arch in IMAGE_ARCHS:
         return FaceClassifier(arch, pretrained=pretrained)
     raise ValueError(f"unknown image architecture {arch!r}; choose from {IMAGE_ARCHS}")
+
+
+@torch.inference_mode()
+def embed_batched(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    faces: np.ndarray | list[np.ndarray],
+    size: int,
+    device: torch.device,
+    batch: int,
+) -> torch.Tensor:
+    """`embed` of RGB uint8 face crops, `batch` crops a call on `device`, as one float32 tensor where
+    `embed` leaves it: the one batched-inference loop, for the analyser and the video trainer alike."""
+    return torch.cat(
+        [embed(to_tensor(faces[s : s + batch], size).to(device)).float() for s in range(0, len(faces), batch)]
+    )
 
 
 def input_size_for(arch: str) -> int:

@@ -22,15 +22,15 @@ from ml.errors import MediaError, MissingWeightsError
 from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
 from ml.features import track_steps
 from ml.gradcam import grad_cam, overlay
-from ml.media import MediaInfo, load_image, prefetch, probe, sample_frames
+from ml.media import DEFAULT_FRAMES, MediaInfo, load_image, prefetch, probe, sample_frames
+from ml.metrics import sigmoid
+from ml.models import embed_batched
 from ml.onnx_embedder import make_onnx_embedder
 from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
-from ml.transforms import to_tensor
 from ml.verdict import FaceEvidence
 
 Progress = Callable[[str, float], None]
-DEFAULT_FRAMES = 32
 THUMBNAIL_SIZE = 224
 # Crops per CNN forward on CPU. Small batches stay in cache: MobileNetV2 embeds ~100-140 crops/s in batches
 # of 2-8 and ~50 in batches of 32, whose activations (32 x 96 x 112 x 112 floats...) spill out of it and
@@ -129,21 +129,18 @@ class Analyser:
     def _timed(self, stage: str, seconds: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
 
-    @torch.inference_mode()
     def _embed(self, faces: list[np.ndarray]) -> torch.Tensor:
         """Pooled CNN features for a list of crops, batched."""
-        size = self.image_card.input_size
-        batch = self.embed_batch
-        out = []
-        for s in range(0, len(faces), batch):
-            x = to_tensor(faces[s : s + batch], size).to(self.device)
-            if self._onnx_embed is not None:
-                out.append(self._onnx_embed(x))
-                continue
-            if self.device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            out.append(self.image_model.embed(x).float())
-        return torch.cat(out)
+        return embed_batched(
+            self._embed_batch, faces, self.image_card.input_size, self.device, self.embed_batch
+        )
+
+    def _embed_batch(self, x: torch.Tensor) -> torch.Tensor:
+        if self._onnx_embed is not None:
+            return self._onnx_embed(x)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.image_model.embed(x)
 
     def _image_probs(self, emb: torch.Tensor) -> list[float]:
         with torch.inference_mode():
@@ -449,7 +446,7 @@ def write_image(path: Path, bgr: np.ndarray, params: list[int] | None = None) ->
 
 def calibrate(logits: np.ndarray, temperature: float) -> list[float]:
     """Calibrated probabilities sigmoid(logit / T) as plain floats."""
-    return (1 / (1 + np.exp(-np.asarray(logits, np.float64) / temperature))).tolist()
+    return sigmoid(np.asarray(logits, np.float64) / temperature).tolist()
 
 
 def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[dict]:

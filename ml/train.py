@@ -7,7 +7,8 @@ checkpoint with its card into a registry folder.
 Shaped like torchvision's classification reference: `train_one_epoch` and `evaluate` serve both
 branches, `fit` loops epochs over them, `calibrate_and_save` is the common tail, and `train_image` /
 `train_video` only build data and model. Datasets live in ml.dataset, augmentation presets in
-ml.transforms, the recipes in ml/configs/*_default.json.
+ml.transforms; the recipes are the config dataclasses' defaults, and ml/configs/*.json name only where a
+preset departs from them (the shipped image recipe also learns from the video clips' faces).
 """
 
 from __future__ import annotations
@@ -35,21 +36,24 @@ from ml.dataset import (
     video_crops,
     video_frames_as_faces,
 )
-from ml.metrics import classification_report, fit_temperature
-from ml.models import TrackLSTM, build_image_model, input_size_for
+from ml.media import DEFAULT_FRAMES
+from ml.metrics import classification_report, fit_temperature, sigmoid
+from ml.models import TrackLSTM, build_image_model, embed_batched, input_size_for
 from ml.registry import ModelCard, load_image_model, save_model
 from ml.sbi import draw_params, self_blend
 from ml.synth import TRACK_FAMILIES, Face, check_families, synthesise_track
-from ml.transforms import to_tensor
 
 Log = Callable[[str], None]
+
+
+# The defaults below are the shipped recipes; ml/configs/*.json name only where a preset departs from them.
 
 
 @dataclass
 class ImageTrainConfig:
     arch: str = "mobilenet_v2"
     freeze: str = "last:5"
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 32
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -60,7 +64,7 @@ class ImageTrainConfig:
     synth_families: dict[str, float] = field(default_factory=dict)
     patience: int = 3
     seed: int = 0
-    max_minutes: float = 100.0
+    max_minutes: float = 60
     name: str = "image-mobilenet_v2"
     version: str = ""
     exclude_sources: list[str] = field(default_factory=list)  # leave-one-source-out: file-name prefixes
@@ -113,10 +117,6 @@ def synth_mix(cfg: ImageTrainConfig) -> dict[str, float]:
 
 # A batch is (model inputs, labels): one input tensor (faces) or a tuple of them (sequences, lengths).
 Batch = tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-logits))
 
 
 def _forward(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...], device: torch.device):
@@ -358,16 +358,6 @@ def forged_track(cs: CropSet, i: int, size: int, family: str, rng: np.random.Gen
     return np.stack([inner_crop(frame, size) for frame in synthesise_track(track, donors, family, rng)])
 
 
-@torch.inference_mode()
-def embed_faces(
-    model: nn.Module, faces: np.ndarray, size: int, device: torch.device, batch: int = 64
-) -> torch.Tensor:
-    out = []
-    for s in range(0, len(faces), batch):
-        out.append(model.embed(to_tensor(faces[s : s + batch], size).to(device)).float().cpu())
-    return torch.cat(out)
-
-
 def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([len(s) for s in seqs])
     return nn.utils.rnn.pad_sequence(seqs, batch_first=True), lengths
@@ -388,17 +378,21 @@ def _embed_split(
     if cache is not None and cache.exists():
         saved = torch.load(cache, weights_only=True)
         return saved["seqs"], saved["labels"]
+
+    def embed(faces: np.ndarray) -> torch.Tensor:
+        return embed_batched(embedder.embed, faces, size, dev, batch=64).cpu()
+
     seqs, labels = [], []
     for i in range(len(cs)):
-        seqs.append(embed_faces(embedder, track_faces(cs, i, size), size, dev))
+        seqs.append(embed(track_faces(cs, i, size)))
         labels.append(int(cs.labels[i]))
         if cs.labels[i] == 0:
             for _ in range(sbi_copies):
-                seqs.append(embed_faces(embedder, track_faces(cs, i, size, rng), size, dev))
+                seqs.append(embed(track_faces(cs, i, size, rng)))
                 labels.append(1)
             for family, copies in (track_families or {}).items():
                 for _ in range(copies):
-                    seqs.append(embed_faces(embedder, forged_track(cs, i, size, family, rng), size, dev))
+                    seqs.append(embed(forged_track(cs, i, size, family, rng)))
                     labels.append(1)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -463,7 +457,7 @@ def train_video(
     out_dir: Path,
     cfg: VideoTrainConfig,
     cache_dir: Path,
-    frames: int = 32,
+    frames: int = DEFAULT_FRAMES,
     device: str | None = None,
     log: Log = print,
     registry: Path | None = None,
