@@ -49,7 +49,7 @@ from ml.loso import (
     split_row,
     summary_line,
 )
-from ml.metrics import fit_temperature
+from ml.metrics import fit_temperature, sigmoid
 from ml.registry import default_ref, find_card, record_metrics
 from ml.sources import read_manifest
 from ml.train_clip import ClipTrainConfig, fit, gather, source_name
@@ -109,7 +109,7 @@ def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> list:
             # calibrated as the product is, on the val files of the other sources only
             val = [r for r in records[kind] if r.split == "val" and r.group not in held]
             t = fit_temperature(clip_scores(probe, val, rows_of), np.array([r.label for r in val]))
-            results.append(replace(result, probs=1 / (1 + np.exp(-result.scores / t))))
+            results.append(replace(result, probs=sigmoid(result.scores / t)))
     results += [
         synth_row(features, cfg, family, records["images"], rows_of) for family in cfg.synth_per_family
     ]

@@ -224,13 +224,14 @@ def test_detector_and_frames_come_from_the_ml_constants():
 @pytest.mark.parametrize(
     ("preset", "config_class"),
     [("image_default.json", "ImageTrainConfig"), ("video_default.json", "VideoTrainConfig"),
-     ("image_synth.json", "ImageTrainConfig")],
+     ("image_synth.json", "ImageTrainConfig"), ("clip_default.json", "ClipTrainConfig")],
 )  # fmt: skip
 def test_a_preset_names_only_where_it_departs_from_the_dataclass_defaults(preset, config_class):
     # one place for each default: a value written again in the preset could drift from the dataclass's
     import ml.train
+    import ml.train_clip
     from ml.__main__ import CONFIG_DIR
 
-    defaults = getattr(ml.train, config_class)()
+    defaults = getattr(ml.train_clip if config_class.startswith("Clip") else ml.train, config_class)()
     written = json.loads((CONFIG_DIR / preset).read_text())
     assert {key for key, value in written.items() if getattr(defaults, key) == value} == set()
