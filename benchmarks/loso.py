@@ -95,7 +95,7 @@ def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> list:
     features = gather(data, cache, stores, ClipEncoder().feature_rows, cfg, log, splits=SPLITS)
     rows_of: dict[str, list[np.ndarray]] = {}  # media file name -> its feature rows (a photo: one)
     for name, f in features.items():
-        if name != "train_synth":
+        if name not in ("train_synth", "train_resaved"):  # made from the media, not media files
             for key, row in zip(f.keys, f.x, strict=True):
                 rows_of.setdefault(source_name(key), []).append(row)
     records = {kind: [r for r in read_manifest(data, kind) if r.path.name in rows_of] for kind in KINDS}

@@ -44,6 +44,10 @@ class ClipTrainConfig:
     video_frames: int = DEFAULT_FRAMES  # frames sampled per clip when cutting the crop cache
     # ml.synth family -> forgeries; re-synthesis + self-blend won the leave-one-source-out ablation
     synth_per_family: dict[str, int] = field(default_factory=lambda: {"resynth": 320, "sbi": 320})
+    # Training photo faces embedded a second time after a random re-save (JPEG 30-95 at 0.5-1x the size),
+    # with their own label: the middle blocks the probe reads see compression, and a verdict must not
+    # depend on how a photo was saved (`ml evaluate --reencode-sweep`).
+    resaved: int = 0
     seed: int = 0
     exclude: list[str] = field(default_factory=list)  # file-name prefixes left out (leave-one-source-out)
 
@@ -116,6 +120,23 @@ def synth_items(cs: CropSet, cfg: ClipTrainConfig, keep: Callable[[str], bool]):
             yield f"synth/{family}/{n}/{Path(cs.paths[i]).name}", make
 
 
+def resaved_items(cs: CropSet, cfg: ClipTrainConfig, keep: Callable[[str], bool]):
+    """(key, make_crop) for `cfg.resaved` kept training photos, each saved again at a random JPEG quality
+    and scale; `resaved/<n>/<name>`, so leave-one-source-out drops them with their source."""
+    from ml.transforms import reencode_at_scale
+
+    kept = [i for i, p in enumerate(cs.paths) if keep(p)]
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(b"resaved")])
+    for n, i in enumerate(rng.choice(kept, min(cfg.resaved, len(kept)), replace=False)):
+        seed = int(rng.integers(1 << 31))
+
+        def make(i=int(i), seed=seed) -> np.ndarray:
+            resaved = reencode_at_scale(cs.crops[i], np.random.default_rng(seed), min_scale=0.5)
+            return inner_crop(resaved)
+
+        yield f"resaved/{n}/{Path(cs.paths[i]).name}", make, int(cs.labels[i])
+
+
 def gather(
     data: Path,
     cache_dir: Path,
@@ -141,6 +162,11 @@ def gather(
             fill(synth_store, items, encode, log=log)
             keys = [k for k, _ in items]
             out["train_synth"] = Features(synth_store.get(keys), np.ones(len(keys), int), keys)
+        if split == "train" and cfg.resaved:
+            resaved = list(resaved_items(photos, cfg, photo_keep))
+            fill(synth_store, [(k, make) for k, make, _ in resaved], encode, log=log)
+            keys = [k for k, _, _ in resaved]
+            out["train_resaved"] = Features(synth_store.get(keys), np.array([y for *_, y in resaved]), keys)
     return out
 
 
@@ -153,7 +179,8 @@ def fit(
     features: dict[str, Features], cfg: ClipTrainConfig, drop: Callable[[str], bool] = lambda key: False
 ) -> LinearProbe:
     """The probe on the training rows, less the rows whose keys `drop` names (leave-one-source-out)."""
-    parts = [features[k] for k in ("train_photos", "train_frames", "train_synth") if k in features]
+    names = ("train_photos", "train_frames", "train_synth", "train_resaved")
+    parts = [features[k] for k in names if k in features]
     keep = [np.array([not drop(k) for k in p.keys], bool) for p in parts]
     x = np.concatenate([p.x[m] for p, m in zip(parts, keep, strict=True)])
     y = np.concatenate([p.y[m] for p, m in zip(parts, keep, strict=True)])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ml.clip_encoder import EMBED_DIM, ROW_DIM
+from ml.dataset import inner_crop
 from ml.features import EmbeddingStore, fill, track_steps
 from ml.loso import split_row, summary_line
 from ml.probe import FEATURE_SLICES, LinearProbe, feature_parts, fit_probe, select
@@ -124,6 +125,30 @@ def test_fit_drops_the_rows_of_held_out_sources_including_their_forgeries():
     except ValueError:
         pass  # only one class (the dfl fakes) is left: the point is which rows were offered
     assert sorted(seen) == sorted(keys)
+
+
+def test_resaved_faces_keep_their_label_and_their_source():
+    from ml.dataset import CropSet
+    from ml.train_clip import resaved_items
+
+    rng = np.random.default_rng(2)
+    crops = rng.integers(0, 256, (6, 96, 96, 3), dtype=np.uint8)
+    crops[:, 24:72, 24:72] = 128  # some flat area for the JPEG blocks to show on
+    paths = [f"/d/train/{'fake' if i % 2 else 'real'}/wfir_{i}.jpg" for i in range(6)]
+    cs = CropSet(crops, np.zeros((6, 68, 2), np.float32), np.array([i % 2 for i in range(6)]), paths)
+    cfg = ClipTrainConfig(resaved=4)
+    items = list(resaved_items(cs, cfg, keep=lambda path: not path.endswith("_5.jpg")))
+    assert len(items) == 4 and len({k for k, _, _ in items}) == 4
+    for key, make, label in items:
+        index = int(source_name(key).split("_")[1].split(".")[0])
+        assert key.startswith("resaved/") and index != 5  # never a photo the filter left out
+        assert label == index % 2  # its own photo's label, fake or real
+        crop = make()
+        assert crop.shape == (224, 224, 3)
+        original = inner_crop(cs.crops[index])
+        assert 0 < np.abs(crop.astype(int) - original.astype(int)).mean() < 40  # the same face, re-saved
+    again = list(resaved_items(cs, cfg, keep=lambda path: not path.endswith("_5.jpg")))
+    assert [k for k, _, _ in again] == [k for k, _, _ in items]  # fixed by the seed: the store's keys hold
 
 
 def test_clip_score_of_a_video_is_its_mean_frame_logit():
