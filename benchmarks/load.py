@@ -316,7 +316,7 @@ class Site:
     def start(self, timeout: float = 180) -> None:
         self.spawn(
             "web",
-            [PYTHON, "-m", "gunicorn", "detector_site.wsgi", "--bind", f"{HOST}:{self.port}"]
+            [PYTHON, "-m", "gunicorn", "detector_site.wsgi", "--preload", "--bind", f"{HOST}:{self.port}"]
             + ["--workers", str(self.web_workers), "--timeout", "120", "--log-level", "warning"],
         )
         for number in range(self.workers):
@@ -439,7 +439,8 @@ def models_used(prefix: str) -> str:
 
 def warm_up(site: Site, timeout: float) -> None:
     """Photos sent side by side first, so every Celery worker has its models loaded and every gunicorn
-    worker has imported the upload path (a long-running site has): the measured run is steady state."""
+    worker its database and Redis connections (a long-running site has): the measured run is steady
+    state. The upload path's imports no longer need it: gunicorn --preload loads them in the master."""
     token = make_tokens(1, "warmup")[0]
     photos = face_photos(2 * max(site.workers, site.web_workers), seed=1)
 

@@ -39,6 +39,11 @@ def probe_media(path: Path) -> Any:
     return probe(path)
 
 
+def import_media_probe() -> None:
+    """Import the probe and its libraries ahead of the first upload (detector_site.wsgi does, at start)."""
+    import ml.media  # noqa: F401
+
+
 def _media_error_class() -> type[Exception]:
     try:
         from ml.errors import MediaError

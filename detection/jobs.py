@@ -176,8 +176,27 @@ def _is_stale(heartbeat_at: datetime | None, now: datetime) -> bool:
     return heartbeat_at is None or now - heartbeat_at > timedelta(seconds=settings.JOB_STALE_SECONDS)
 
 
-def claim(item_id: str) -> tuple[Claim, Item | None]:
-    """Mark the item RUNNING for this worker, unless someone else owns it or it has had enough attempts."""
+def run_token(item: Item) -> str:
+    """Names one claim of the item (its start time): a job retried after a database outage passes it on,
+    so that its retry carries on under the same attempt instead of counting another."""
+    return item.started_at.isoformat() if item.started_at else ""
+
+
+def _resumes(item: Item, resuming: str | None) -> bool:
+    # A redelivery after a crash of the resumed run finds a newer start time here, so it counts again:
+    # only the run a database error interrupted is taken over, once.
+    if not resuming or item.started_at is None:
+        return False
+    return item.started_at == datetime.fromisoformat(resuming)
+
+
+def claim(item_id: str, resuming: str | None = None) -> tuple[Claim, Item | None]:
+    """Mark the item RUNNING for this worker, unless someone else owns it or it has had enough attempts.
+
+    `resuming` is the run_token of this job's own run that a database error interrupted: if nothing claimed
+    the item since, the retry takes over that run's attempt at once (its worker has left it, even if its
+    heartbeat is not stale yet) rather than count one more against the file.
+    """
     with transaction.atomic():
         item = Item.objects.select_for_update().filter(pk=item_id).first()
         if item is None:
@@ -185,9 +204,10 @@ def claim(item_id: str) -> tuple[Claim, Item | None]:
         if item.is_finished:
             return Claim.FINISHED, item
         now = timezone.now()
-        if item.status == Item.Status.RUNNING and not _is_stale(item.heartbeat_at, now):
+        resumed = _resumes(item, resuming)
+        if not resumed and item.status == Item.Status.RUNNING and not _is_stale(item.heartbeat_at, now):
             return Claim.RUNNING_ELSEWHERE, item
-        if item.attempts >= settings.JOB_MAX_ATTEMPTS:
+        if not resumed and item.attempts >= settings.JOB_MAX_ATTEMPTS:
             # Only crashes get here: an attempt that raised decides itself whether to retry.
             _fail(
                 item,
@@ -196,7 +216,7 @@ def claim(item_id: str) -> tuple[Claim, Item | None]:
             )
             return Claim.GAVE_UP, item
         item.status = Item.Status.RUNNING
-        item.attempts += 1
+        item.attempts += 0 if resumed else 1
         item.stage = "starting"
         item.progress = 0
         item.error = ""

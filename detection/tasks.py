@@ -50,25 +50,31 @@ def max_rechecks() -> int:
     soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
     time_limit=settings.JOB_SOFT_TIME_LIMIT + 60,
 )
-def analyse_item(self, item_id: str, rechecks: int = 0, db_retries: int = 0) -> str:
+def analyse_item(
+    self, item_id: str, rechecks: int = 0, db_retries: int = 0, interrupted_run: str | None = None
+) -> str:
+    # interrupted_run: the run (jobs.run_token) of this job that a database error cut short; the retry
+    # carries on under its attempt, so outages alone never use up a file's attempts.
     try:
-        outcome = _run_job(self, item_id, rechecks)
+        claim, item = jobs.claim(item_id, resuming=interrupted_run)
+        if claim is jobs.Claim.CLAIMED:
+            interrupted_run = jobs.run_token(item)
+        outcome = _run_job(self, item_id, claim, item, rechecks)
     except DATABASE_ERRORS as exc:
-        _retry_after_database_error(self, item_id, exc, rechecks, db_retries)
+        _retry_after_database_error(self, item_id, exc, rechecks, db_retries, interrupted_run)
     if outcome in ("done", "failed", jobs.Claim.GAVE_UP.value):
         analysis_finished.send(sender=Item, item_id=item_id)
     return outcome
 
 
-def _run_job(self, item_id: str, rechecks: int) -> str:
-    outcome, item = jobs.claim(item_id)
-    if outcome is jobs.Claim.RUNNING_ELSEWHERE and rechecks < max_rechecks():
+def _run_job(self, item_id: str, claim: jobs.Claim, item: Item | None, rechecks: int) -> str:
+    if claim is jobs.Claim.RUNNING_ELSEWHERE and rechecks < max_rechecks():
         # Either a duplicate delivery while the first worker is alive, or a redelivery that arrived before
         # the dead worker's heartbeat went stale. Look again once it would be stale, rather than drop it.
         raise self.retry(countdown=settings.JOB_STALE_SECONDS + 1, kwargs={"rechecks": rechecks + 1})
-    if outcome is not jobs.Claim.CLAIMED:
-        logger.info("Item %s not analysed: %s", item_id, outcome.value)
-        return outcome.value
+    if claim is not jobs.Claim.CLAIMED:
+        logger.info("Item %s not analysed: %s", item_id, claim.value)
+        return claim.value
     assert item is not None
 
     try:
@@ -134,7 +140,7 @@ def _error_on_our_side(self, item: Item, exc: Exception) -> str:
 
 
 def _retry_after_database_error(
-    self, item_id: str, exc: Exception, rechecks: int, db_retries: int
+    self, item_id: str, exc: Exception, rechecks: int, db_retries: int, interrupted_run: str | None
 ) -> NoReturn:
     """Drop the broken connection and schedule the job again with backoff (raises Celery's Retry)."""
     close_old_connections()  # a connection the server dropped is closed here; the next query reconnects
@@ -144,13 +150,15 @@ def _retry_after_database_error(
     countdown = min(DATABASE_RETRY_MAX_SECONDS, 2**db_retries)
     logger.warning("Database unavailable during item %s (%s); retrying in %d s", item_id, exc, countdown)
     try:
-        # QUEUED again so the retry can claim it; if the database is still down, the retry finds it
-        # RUNNING with a stale heartbeat and takes it back all the same.
+        # QUEUED again, so the page says why it waits; if the database is still down, the retry finds it
+        # RUNNING under the run it names (interrupted_run) and takes it back all the same.
         jobs.mark_retrying(item_id, "The database was briefly unavailable; the analysis will be tried again.")
     except DATABASE_ERRORS:
         close_old_connections()
     raise self.retry(
-        exc=exc, countdown=countdown, kwargs={"rechecks": rechecks, "db_retries": db_retries + 1}
+        exc=exc,
+        countdown=countdown,
+        kwargs={"rechecks": rechecks, "db_retries": db_retries + 1, "interrupted_run": interrupted_run},
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
@@ -156,6 +157,49 @@ def test_a_database_outage_mid_job_is_retried_on_a_fresh_connection(
     assert item.status == Item.Status.DONE, (item.status, item.error)
     assert item.faces.count() == len(item.result["faces"])
     assert worker.popen.poll() is None
+
+
+def wait_for_a_new_run(wait, item: Item, previous_start, worker) -> None:
+    """Until the item is RUNNING under a claim made after `previous_start` (a fresh try of the job)."""
+
+    def running_anew() -> bool:
+        item.refresh_from_db()
+        return item.status == Item.Status.RUNNING and item.started_at != previous_start
+
+    wait(running_anew, JOB_TIMEOUT, 0.05, lambda: f"no run after {previous_start}:\n{worker.log[-4000:]}")
+
+
+@pytest.fixture
+def no_redelivery(monkeypatch) -> None:
+    """The test settings' 8 s visibility timeout would hand a copy of a job that runs longer (on a busy
+    machine) to the worker again, and that copy would count an attempt of its own: not what is tested."""
+    monkeypatch.setenv("BROKER_VISIBILITY_TIMEOUT", "900")
+
+
+def test_repeated_database_outages_do_not_use_up_the_attempts(
+    no_redelivery, alice_client, start_worker, face_image_path, face_video_path, database_outage, wait
+):
+    worker = start_worker()
+    warm_up = upload(alice_client, "warm-up.jpg", face_image_path.read_bytes())
+    wait(lambda: finished(warm_up), JOB_TIMEOUT, message=lambda: f"warm-up not done:\n{worker.log[-3000:]}")
+    item = upload(alice_client, "db-outages.mp4", face_video_path.read_bytes())
+    previous_start = None
+    outages = settings.JOB_MAX_ATTEMPTS  # each is followed by a claim: one more than the attempts
+    for _ in range(outages):
+        wait_for_a_new_run(wait, item, previous_start, worker)
+        previous_start = item.started_at
+        assert database_outage.begin() >= 1, "the worker had no connection to end"
+        time.sleep(OUTAGE_SECONDS)
+        database_outage.end()
+
+    # Before: each claim counted an attempt, so the retry after the third outage found 3 used and ended the
+    # item FAILED, "interrupted 3 times (the worker stopped while processing this file)".
+    wait(lambda: finished(item), JOB_TIMEOUT, message=lambda: f"job stuck; worker log:\n{worker.log[-4000:]}")
+    item.refresh_from_db()
+    assert worker.log.count(f"Database unavailable during item {item.pk}") >= outages
+    assert item.status == Item.Status.DONE, (item.status, item.error)
+    assert item.attempts == 1, item.attempts
+    assert item.faces.count() == len(item.result["faces"])
 
 
 # --- A full disk while the thumbnails are written -----------------------------------------------------

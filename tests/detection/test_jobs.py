@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 import ml.pipeline
@@ -125,6 +126,23 @@ def test_an_error_then_success_ends_done(make_item, monkeypatch):
     )
 
 
+@pytest.mark.django_db(transaction=True)  # the task closes the broken connection, as a worker does
+def test_database_errors_alone_never_use_up_the_attempts(make_item, monkeypatch, settings):
+    calls = []
+
+    def analyse(path, artifacts_dir, progress):
+        calls.append(1)
+        if len(calls) <= settings.JOB_MAX_ATTEMPTS:
+            raise OperationalError("server closed the connection unexpectedly")
+        return fake_result(artifacts_dir, verdict="real")
+
+    monkeypatch.setattr(ml.pipeline, "analyse", analyse)
+    item = run_task(make_item())
+    # Before: every retry's claim counted one, and the fourth found them used up ("the worker stopped").
+    assert len(calls) == settings.JOB_MAX_ATTEMPTS + 1
+    assert item.status == Item.Status.DONE and item.attempts == 1, (item.status, item.error)
+
+
 def test_result_cannot_point_at_files_outside_its_artifacts(make_item, monkeypatch):
     def analyse(path, artifacts_dir, progress):
         result = fake_result(artifacts_dir)
@@ -160,6 +178,32 @@ def test_a_job_that_keeps_crashing_its_worker_ends_failed(make_item, settings):
     assert jobs.claim(str(item.pk))[0] is jobs.Claim.GAVE_UP
     item.refresh_from_db()
     assert item.status == Item.Status.FAILED and "interrupted" in item.error
+
+
+def test_the_retry_after_a_database_error_carries_on_under_the_same_attempt_once(make_item, settings):
+    # The interrupted run's worker left it RUNNING (the database was down when it tried to say so), with
+    # a heartbeat not yet stale and its last attempt used.
+    item = make_item(
+        status=Item.Status.RUNNING,
+        heartbeat_at=timezone.now(),
+        started_at=timezone.now() - timedelta(seconds=1),
+        attempts=settings.JOB_MAX_ATTEMPTS,
+    )
+    interrupted = jobs.run_token(item)
+    outcome, resumed = jobs.claim(str(item.pk), resuming=interrupted)
+    assert outcome is jobs.Claim.CLAIMED and resumed.attempts == settings.JOB_MAX_ATTEMPTS
+    assert jobs.run_token(resumed) != interrupted
+    # The resumed run crashes too; the same message, redelivered, no longer names the item's run.
+    Item.objects.filter(pk=item.pk).update(heartbeat_at=timezone.now() - timedelta(days=1))
+    assert jobs.claim(str(item.pk), resuming=interrupted)[0] is jobs.Claim.GAVE_UP
+
+
+def test_a_run_token_from_before_a_reanalysis_is_not_resumed(make_item, no_publish, settings):
+    item = make_item(status=Item.Status.DONE, started_at=timezone.now(), attempts=settings.JOB_MAX_ATTEMPTS)
+    interrupted = jobs.run_token(item)
+    assert jobs.reset_for_analysis(item)
+    outcome, claimed = jobs.claim(str(item.pk), resuming=interrupted)
+    assert outcome is jobs.Claim.CLAIMED and claimed.attempts == 1
 
 
 def test_deleted_item_is_skipped(make_item):

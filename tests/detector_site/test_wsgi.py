@@ -1,0 +1,68 @@
+"""The production web process imports the upload path when it starts, not in its first upload (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import json, os, sys
+import detector_site.wsgi
+from django.db import connections
+descriptors = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        descriptors.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except FileNotFoundError:  # the listing's own descriptor
+        pass
+print(json.dumps({
+    "modules": sorted(m for m in ("detection.views", "detection.tasks", "kombu.transport.redis", "ml.media",
+                                  "cv2", "torch") if m in sys.modules),
+    "open_connections": [c.alias for c in connections.all() if c.connection is not None],
+    "sockets": [d for d in descriptors if d.startswith("socket:")],
+}))
+"""
+
+
+def test_loading_the_wsgi_application_imports_the_views_and_the_media_probe():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "detector_site.settings_test",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    # Before: none of these until the first request, so each gunicorn worker's first upload paid for them.
+    expected = ["cv2", "detection.tasks", "detection.views", "kombu.transport.redis", "ml.media"]
+    assert loaded["modules"] == expected, loaded
+    # torch stays out of the web process (only the worker analyses), and nothing is connected before
+    # gunicorn --preload forks: the workers would share one database or Redis socket.
+    assert loaded["open_connections"] == [] and loaded["sockets"] == [], loaded
+
+
+def gunicorn_commands() -> dict[str, str]:
+    texts = {
+        name: (REPO_ROOT / name).read_text() for name in ("Dockerfile", "docker-compose.yml", "README.md")
+    }
+    texts["Dockerfile"] = " ".join(json.loads(re.search(r"^CMD (\[.*\])$", texts["Dockerfile"], re.M)[1]))
+    return {
+        f"{name}: {line.strip()}": line
+        for name, text in texts.items()
+        for line in text.splitlines()
+        if re.search(r"\bgunicorn detector_site\.wsgi\b", line)
+    }
+
+
+def test_every_production_gunicorn_command_preloads_the_application():
+    commands = gunicorn_commands()
+    assert len(commands) >= 3, commands
+    assert all("--preload" in line for line in commands.values()), list(commands)
