@@ -27,6 +27,7 @@ from ml.metrics import sigmoid
 from ml.models import embed_batched
 from ml.onnx_embedder import make_onnx_embedder
 from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
+from ml.runtime import configured_threads
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
 from ml.verdict import FaceEvidence
 
@@ -80,6 +81,8 @@ class Analyser:
         use_clip: bool = True,
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if threads := configured_threads():
+            torch.set_num_threads(threads)
         self.image_model, self.image_card = load_image_model(image_model, registry)
         # A registry holding only an image model (one just trained, say) still analyses photos; a video
         # then fails with the reason instead of the whole analyser failing to start.

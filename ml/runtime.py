@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+THREADS_ENV = "DETECTOR_THREADS"
+
+
+def configured_threads() -> int | None:
+    """Threads per model call from $DETECTOR_THREADS; None (unset) leaves the libraries' one per core.
+
+    Several worker processes on one machine each default to one thread per core, so N workers run N
+    threads a core that wait on each other; cores / workers each is what the load benchmark sets.
+    """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a whole number of threads, at least 1, not {value!r}")
+    return int(value)
 
 
 def onnx_cpu_session(model: str | Path | bytes, threads: int | None = None):
@@ -15,6 +32,7 @@ def onnx_cpu_session(model: str | Path | bytes, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    threads = threads or configured_threads()
     if threads:
         options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
