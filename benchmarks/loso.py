@@ -89,10 +89,18 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> list:
-    """Every LOSO row for the CLIP probe recipe `cfg`, plus one per synthetic family it uses."""
-    stores = clip_stores(cache, cfg.seed)
-    features = gather(data, cache, stores, ClipEncoder().feature_rows, cfg, log, splits=SPLITS)
+def clip_features(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> dict:
+    """Every split's feature rows for the recipe `cfg` (embedding only what the stores lack)."""
+    return gather(
+        data, cache, clip_stores(cache, cfg.seed), ClipEncoder().feature_rows, cfg, log, splits=SPLITS
+    )
+
+
+def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, features: dict | None = None) -> list:
+    """Every LOSO row for the CLIP probe recipe `cfg`, plus one per synthetic family it uses. `features`:
+    what `clip_features` gave for a recipe with the same forgeries, when a caller varies only the probe."""
+    if features is None:
+        features = clip_features(data, cache, cfg)
     rows_of: dict[str, list[np.ndarray]] = {}  # media file name -> its feature rows (a photo: one)
     for name, f in features.items():
         if name not in ("train_synth", "train_resaved"):  # made from the media, not media files
@@ -211,12 +219,14 @@ def _variant_line(label: str, results: list) -> str:
 def compare_features(args: argparse.Namespace) -> int:
     """Which CLIP output the probe should read, by leave-one-source-out (features are embedded once)."""
     base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    features = clip_features(args.data, Path(args.cache), base)  # the probe's input does not change them
     print("| probe input, C | source rows | mean AUC | worst AUC | worst row | synthetic rows |")
     print("|---|---|---|---|---|---|")
     for feature in args.compare_features:
         for c in args.c or [base.c]:
             cfg = replace(base, feature=feature, c=c)
-            print(_variant_line(f"{feature}, {c:g}", clip_rows(args.data, Path(args.cache), cfg)), flush=True)
+            results = clip_rows(args.data, Path(args.cache), cfg, features)
+            print(_variant_line(f"{feature}, {c:g}", results), flush=True)
     return 0
 
 
