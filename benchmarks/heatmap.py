@@ -79,34 +79,33 @@ def gradcam_mapper() -> tuple[Mapper, str]:
     return (lambda crops: [grad_cam(model, c, card.input_size) for c in crops]), card.ref
 
 
-def region_figures(mapper: Mapper, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    maps = mapper([crop for crop, _ in pairs])
-    masks = [mask for _, mask in pairs]
+def _weight_on(maps: list[np.ndarray | None], masks: list[np.ndarray]) -> tuple[list, float, float]:
+    """(the (map, mask) pairs with a map, mean share of map weight on the mask, mean mask area)."""
     usable = [(m, r) for m, r in zip(maps, masks, strict=True) if m is not None]
-    mass = np.mean([map_mass_share(m, r) for m, r in usable])
-    area = np.mean([r.mean() for _, r in usable])
+    mass = float(np.mean([map_mass_share(m, r) for m, r in usable]))
+    return usable, mass, float(np.mean([r.mean() for _, r in usable]))
+
+
+def region_figures(mapper: Mapper, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    usable, mass, area = _weight_on(mapper([crop for crop, _ in pairs]), [mask for _, mask in pairs])
     patch = np.ones((17, 17), np.uint8)  # one 16 px patch of slack around the region
-    pointing = np.mean([map_peak_inside(m, cv2.dilate(r, patch)) for m, r in usable])
+    pointing = float(np.mean([map_peak_inside(m, cv2.dilate(r, patch)) for m, r in usable]))
     return {
         "n": len(usable),
-        "mass_in_region": float(mass),
-        "region_area": float(area),
-        "lift": float(mass / area),
-        "pointing": float(pointing),
+        "mass_in_region": mass,
+        "region_area": area,
+        "lift": mass / area,
+        "pointing": pointing,
     }
 
 
 def face_figures(mapper: Mapper, cs: CropSet, count: int) -> dict[str, float]:
     """On real fakes: the map's weight inside the inner face against the inner face's area."""
     fakes = np.flatnonzero(cs.labels == 1)[:count]
-    crops = [inner_crop(cs.crops[i]) for i in fakes]
     shape = cs.crops.shape[1:3]
     masks = [model_view(hull_mask(cs.landmarks[i][INNER_FACE], shape)) for i in fakes]
-    maps = mapper(crops)
-    usable = [(m, r) for m, r in zip(maps, masks, strict=True) if m is not None]
-    mass = np.mean([map_mass_share(m, r) for m, r in usable])
-    area = np.mean([r.mean() for _, r in usable])
-    return {"n": len(usable), "face_mass": float(mass), "face_area": float(area), "lift": float(mass / area)}
+    usable, mass, area = _weight_on(mapper([inner_crop(cs.crops[i]) for i in fakes]), masks)
+    return {"n": len(usable), "face_mass": mass, "face_area": area, "lift": mass / area}
 
 
 def main(argv: list[str] | None = None) -> int:
