@@ -232,11 +232,6 @@ class ClipEncoder:
             return ClipOutputs(np.zeros((0, EMBED_DIM), np.float32), np.zeros((0, LAYERS, 197, CLS_DIM)))
         return ClipOutputs(np.concatenate(embeds), np.concatenate(blocks))
 
-    def encode(self, crops: list[np.ndarray], batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-        """(image_embeds [N, 512], CLS token [N, 768]) for RGB uint8 crops."""
-        out = self.run(crops, batch_size)
-        return out.embeds, out.tokens[:, 0]
-
     def feature_rows(self, crops: list[np.ndarray]) -> np.ndarray:
         """The stored feature rows ([N, ROW_DIM]) of RGB uint8 crops."""
         return self.run(crops).rows()

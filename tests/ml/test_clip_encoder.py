@@ -85,8 +85,9 @@ def test_the_real_tower_tells_unrelated_images_apart_and_finds_a_degraded_copy()
     copy = np.ascontiguousarray(crops[0][:, ::-1])
     # imencode/imdecode keep the channel order they are given: RGB in, RGB out
     ok, jpeg = cv2.imencode(".jpg", copy, [cv2.IMWRITE_JPEG_QUALITY, 40])
-    embeds, cls = encoder.encode([*crops, cv2.imdecode(jpeg, cv2.IMREAD_COLOR)])
-    assert embeds.shape == (5, 512) and cls.shape == (5, 768)
+    everything = encoder.run([*crops, cv2.imdecode(jpeg, cv2.IMREAD_COLOR)])
+    embeds = everything.embeds
+    assert embeds.shape == (5, 512) and everything.tokens[:, 0].shape == (5, 768)
     unit = embeds / np.linalg.norm(embeds, axis=1, keepdims=True)
     similarity = unit @ unit.T
     unrelated = similarity[:4, :4][~np.eye(4, dtype=bool)]
