@@ -35,6 +35,14 @@ def run_django(*args: str, extra_env: dict, tmp_path: Path) -> subprocess.Comple
     )
 
 
+def printed_settings(expressions: str, extra_env: dict, tmp_path: Path) -> list[str]:
+    """What `print(<expressions>)` over the settings (as `s`) shows in a fresh process, split into words."""
+    code = f"from django.conf import settings as s; print({expressions})"
+    result = run_django("shell", "--no-imports", "-c", code, extra_env=extra_env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
     result = run_django(
         "check", "--deploy", "--fail-level", "WARNING", extra_env=PRODUCTION_ENV, tmp_path=tmp_path
@@ -44,14 +52,11 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
 
 
 def test_settings_are_read_from_the_environment(tmp_path):
-    code = (
-        "from django.conf import settings as s; "
-        "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL, "
-        "s.ALLOWED_HOSTS, s.MAX_UPLOAD_MB, s.MAX_VIDEO_SECONDS, s.MEDIA_ROOT, s.SESSION_COOKIE_SECURE)"
+    expressions = (
+        "s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL, "
+        "s.ALLOWED_HOSTS, s.MAX_UPLOAD_MB, s.MAX_VIDEO_SECONDS, s.MEDIA_ROOT, s.SESSION_COOKIE_SECURE"
     )
-    result = run_django("shell", "--no-imports", "-c", code, extra_env=PRODUCTION_ENV, tmp_path=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [
+    assert printed_settings(expressions, PRODUCTION_ENV, tmp_path) == [
         "django.db.backends.postgresql",
         "db.example.com",
         "redis://redis.example.com:6379/0",
@@ -65,23 +70,18 @@ def test_settings_are_read_from_the_environment(tmp_path):
 
 def test_defaults_are_embedded_sqlite_and_local_redis(tmp_path):
     env = {key: "" for key in PRODUCTION_ENV} | {"DJANGO_SETTINGS_MODULE": "detector_site.settings"}
-    code = "from django.conf import settings as s; print(s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL)"
-    result = run_django("shell", "--no-imports", "-c", code, extra_env=env, tmp_path=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(tmp_path / "var" / "db.sqlite3"), "redis://127.0.0.1:6379/0"]
+    printed = printed_settings("s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL", env, tmp_path)
+    assert printed == [str(tmp_path / "var" / "db.sqlite3"), "redis://127.0.0.1:6379/0"]
 
 
 def test_production_cookies_are_secure_and_hidden_from_scripts(tmp_path):
-    code = (
-        "from django.conf import settings as s; "
-        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, "
+    expressions = (
+        "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, "
         "s.CSRF_COOKIE_HTTPONLY, s.SECURE_CONTENT_TYPE_NOSNIFF, 'unsafe-inline' in "
-        "s.CONTENT_SECURITY_POLICY.split('style-src-attr')[0], s.EMAIL_BACKEND)"
+        "s.CONTENT_SECURITY_POLICY.split('style-src-attr')[0], s.EMAIL_BACKEND"
     )
     env = PRODUCTION_ENV | {"EMAIL_HOST": "smtp.example.com"}
-    result = run_django("shell", "--no-imports", "-c", code, extra_env=env, tmp_path=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [
+    assert printed_settings(expressions, env, tmp_path) == [
         "True",
         "True",
         "True",
