@@ -27,4 +27,4 @@ ENV VAR_DIR=/data/var \
     STATIC_ROOT=/app/staticfiles
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "detector_site.wsgi", "--preload", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "300"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "detector_site.wsgi"]
