@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks.inputs import DEFAULT_KEY_INTERVAL, SPECS, build_input
 from ml.faces import FaceBox, RetinaFaceDetector, crop_face, iou
 from ml.media import frame_indices, load_image, probe, sample_frames
 from ml.onnx_embedder import EmbedModule, OnnxEmbedder
 from ml.pipeline import DEFAULT_FRAMES, Analyser, fold_batchnorm
 from ml.registry import load_image_model
+from ml.synthetic_inputs import DEFAULT_KEY_INTERVAL, SPECS, build_input
 from ml.transforms import to_tensor
 
 

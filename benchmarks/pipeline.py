@@ -468,8 +468,8 @@ def one_keyframe_sampling(path: Path, frames: int, scratch: Path) -> str:
     worst GOP an upload can have (issue 12: 57 s for a 170 s 1080p clip before the decode bound)."""
     import cv2
 
-    from benchmarks.inputs import ENCODER_KEY_INTERVAL, remux_key_interval
     from ml.media import MAX_DECODE_MEGAPIXELS, probe, sample_frames
+    from ml.synthetic_inputs import ENCODER_KEY_INTERVAL, remux_key_interval
 
     frame_count = int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT))
     whole_clip = ENCODER_KEY_INTERVAL * (frame_count // ENCODER_KEY_INTERVAL + 1)
@@ -492,7 +492,8 @@ def one_keyframe_sampling(path: Path, frames: int, scratch: Path) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from benchmarks.inputs import DEFAULT_CASES, DEFAULT_KEY_INTERVAL, SPECS
+    from benchmarks.inputs import DEFAULT_CASES
+    from ml.synthetic_inputs import DEFAULT_KEY_INTERVAL, SPECS
 
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.pipeline",
@@ -540,8 +541,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.inputs import SPECS, InputSpec, build_input, write_photo
     from ml.pipeline import DEFAULT_FRAMES
+    from ml.synthetic_inputs import SPECS, InputSpec, build_input, write_photo
 
     args = parse_args(argv)
     frames = args.frames or DEFAULT_FRAMES

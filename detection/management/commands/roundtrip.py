@@ -41,8 +41,8 @@ class Run:
 
 def build_inputs(directory: Path) -> list[Path]:
     """A JPEG of scikit-image's astronaut (512x512, as shipped) and a 10 s 720p video of her face panning
-    and zooming, written with OpenCV by the benchmark's own generators."""
-    from benchmarks.inputs import SPECS, InputSpec, build_input
+    and zooming, written with OpenCV by ml.synthetic_inputs (the generators the benchmarks use too)."""
+    from ml.synthetic_inputs import SPECS, InputSpec, build_input
 
     photo = build_input(InputSpec("astronaut", 512, 512), directory)
     video = build_input(SPECS["720p-10s"], directory)
