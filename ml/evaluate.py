@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -82,6 +82,86 @@ def recompress(src: Path, dst_dir: Path, quality: int) -> Path:
     return dst
 
 
+@dataclass
+class _Tally:
+    """What evaluating a folder collects: per analysed file its label, score, abstention, seconds and row."""
+
+    labels: list[int] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+    abstained: list[bool] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    no_face: int = 0
+    errors: int = 0
+
+    def add(self, path: Path, label: int, result: dict) -> None:
+        """Count `result`; no face found counts as real (the product shows NO FACE, not FAKE)."""
+        p = result["fake_probability"]
+        if p is None:
+            self.no_face += 1
+            p = 0.0
+        self.labels.append(label)
+        self.probs.append(p)
+        self.abstained.append(result["verdict"] == "uncertain")
+        self.seconds.append(result["seconds"])
+        self.rows.append(
+            {
+                "path": str(path),
+                "label": label,
+                "fake_probability": p,
+                "verdict": result["verdict"],
+                "uncertain_reasons": [r["code"] for r in result.get("uncertain_reasons", [])],
+                "seconds": result["seconds"],
+            }
+        )
+
+
+def _labelled_files(
+    data_dir: Path, photos_only: bool, exclude: tuple[str, ...], only: tuple[str, ...]
+) -> list[tuple[Path, int]]:
+    """(path, label) of every file under `data_dir`, less names starting with `exclude`, or only
+    names starting with `only` when given."""
+    items = list_split(data_dir, IMAGE_SUFFIXES if photos_only else IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    if exclude:
+        items = [(p, y) for p, y in items if not p.name.startswith(exclude)]
+    if only:
+        items = [(p, y) for p, y in items if p.name.startswith(only)]
+    return items
+
+
+def _as_evaluated(path: Path, scratch: Path, jpeg_quality: int | None, reencoding: Reencoding | None) -> Path:
+    """The file the analyser sees: `path` saved again by `reencoding`, else recompressed as JPEG
+    `jpeg_quality`, else `path` itself."""
+    if reencoding is not None:
+        return reencode_image(path, scratch, reencoding)
+    if jpeg_quality:
+        return recompress(path, scratch, jpeg_quality)
+    return path
+
+
+def _analyse_all(
+    items: list[tuple[Path, int]],
+    analyser: Analyser,
+    jpeg_quality: int | None,
+    reencoding: Reencoding | None,
+    log: Callable[[str], None],
+) -> _Tally:
+    """Run `analyser` on every file (saved again first, if asked); a file it cannot read is logged and
+    counted as an error."""
+    tally = _Tally()
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, label in items:
+            src = _as_evaluated(path, Path(tmp), jpeg_quality, reencoding)
+            try:
+                result = analyser.analyse(src)
+            except MediaError as exc:
+                tally.errors += 1
+                log(f"  {path.name}: error {exc}")
+                continue
+            tally.add(path, label, result)
+    return tally
+
+
 def evaluate_folder(
     data_dir: Path,
     analyser: Analyser,
@@ -95,63 +175,26 @@ def evaluate_folder(
     """Run `analyser` on every file; faces not found count as real (the product shows NO FACE, not FAKE).
 
     With `reencoding`, only the photos, each saved that way first."""
-    items = list_split(data_dir, IMAGE_SUFFIXES if reencoding else IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-    if exclude:
-        items = [(p, y) for p, y in items if not p.name.startswith(exclude)]
-    if only:
-        items = [(p, y) for p, y in items if p.name.startswith(only)]
-    labels, probs, abstained, rows, seconds, no_face, errors = [], [], [], [], [], 0, 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for path, label in items:
-            src = path
-            if reencoding is not None:
-                src = reencode_image(path, Path(tmp), reencoding)
-            elif jpeg_quality:
-                src = recompress(path, Path(tmp), jpeg_quality)
-            try:
-                result = analyser.analyse(src)
-            except MediaError as exc:
-                errors += 1
-                log(f"  {path.name}: error {exc}")
-                continue
-            p = result["fake_probability"]
-            if p is None:
-                no_face += 1
-                p = 0.0
-            labels.append(label)
-            probs.append(p)
-            abstained.append(result["verdict"] == "uncertain")
-            seconds.append(result["seconds"])
-            rows.append(
-                {
-                    "path": str(path),
-                    "label": label,
-                    "fake_probability": p,
-                    "verdict": result["verdict"],
-                    "uncertain_reasons": [r["code"] for r in result.get("uncertain_reasons", [])],
-                    "seconds": result["seconds"],
-                }
-            )
-    is_video = any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in items)
-    card = analyser.deciding_card(is_video)
-    report = classification_report(np.array(labels), np.array(probs), threshold=card.threshold)
-    report["selective"] = selective_report(
-        np.array(labels), np.array(probs), np.array(abstained), card.threshold
-    )
+    items = _labelled_files(data_dir, reencoding is not None, exclude, only)
+    tally = _analyse_all(items, analyser, jpeg_quality, reencoding, log)
+    card = analyser.deciding_card(any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in items))
+    labels, probs = np.array(tally.labels), np.array(tally.probs)
+    report = classification_report(labels, probs, threshold=card.threshold)
+    report["selective"] = selective_report(labels, probs, np.array(tally.abstained), card.threshold)
     report.update(
         {
-            "no_face": no_face,
-            "errors": errors,
-            "mean_seconds": float(np.mean(seconds)) if seconds else 0.0,
+            "no_face": tally.no_face,
+            "errors": tally.errors,
+            "mean_seconds": float(np.mean(tally.seconds)) if tally.seconds else 0.0,
             "jpeg_quality": jpeg_quality,
             "reencoding": reencoding.name if reencoding else None,
             "data": str(data_dir),
             "model": card.ref,
         }
     )
-    if roc_png is not None and len(set(labels)) == 2:
-        write_roc_png(np.array(labels), np.array(probs), roc_png, title=data_dir.name)
-    report["rows"] = rows
+    if roc_png is not None and len(set(tally.labels)) == 2:
+        write_roc_png(labels, probs, roc_png, title=data_dir.name)
+    report["rows"] = tally.rows
     return report
 
 
