@@ -173,41 +173,58 @@ def _incoming_dir() -> Path:
     return path
 
 
-def stage_upload(upload: UploadedFile) -> StagedUpload:
-    """Check one upload and copy it, hashing on the way, to MEDIA_ROOT/incoming; ValidationError if bad."""
-    name = display_name(upload.name)
+def _extension_and_kind(name: str, size: int | None) -> tuple[str, str]:
+    """The upload's extension and the kind its name promises; ValidationError for a type the pipeline does
+    not take, an empty file or one over the per-file limit (all known before a byte is copied)."""
     extension = PurePosixPath(name).suffix.lower()
     expected_kind = KIND_BY_EXTENSION.get(extension)
     if expected_kind is None:
         raise ValidationError(f"{name}: this file type is not supported. Upload {SUPPORTED_TYPES_TEXT}.")
-    if not upload.size:
+    if not size:
         raise ValidationError(f"{name} is empty (0 bytes). Choose the file again or pick another one.")
-    if upload.size > settings.MAX_UPLOAD_BYTES:
+    if size > settings.MAX_UPLOAD_BYTES:
         raise ValidationError(
-            f"{name} is {human_size(upload.size)}; the limit is {settings.MAX_UPLOAD_MB} MB per file."
+            f"{name} is {human_size(size)}; the limit is {settings.MAX_UPLOAD_MB} MB per file."
         )
+    return extension, expected_kind
 
+
+def _copy_to_incoming(upload: UploadedFile, extension: str) -> tuple[Path, str]:
+    """`upload` copied under a fresh name into MEDIA_ROOT/incoming, hashed on the way: (path, SHA-256)."""
     staged_path = _incoming_dir() / f"{uuid.uuid4().hex}{extension}"
     digest = hashlib.sha256()
     with staged_path.open("wb") as out:
         for chunk in upload.chunks():
             digest.update(chunk)
             out.write(chunk)
+    return staged_path, digest.hexdigest()
+
+
+def _checked_content(name: str, extension: str, expected_kind: str, info: Any) -> tuple[str, float]:
+    """The probed kind and duration; ValidationError if the content is not the kind its name says, or is
+    a video over the length limit."""
+    kind = str(info.kind)
+    duration = float(getattr(info, "duration", 0) or 0)
+    if kind != expected_kind:
+        raise ValidationError(
+            f"{name} contains {'a video' if kind == 'video' else 'an image'}, but its name ends in "
+            f"{extension}, which is {'a video' if expected_kind == 'video' else 'an image'} type. "
+            "Rename it to match its content."
+        )
+    if kind == "video" and duration > settings.MAX_VIDEO_SECONDS:
+        raise ValidationError(
+            f"{name} is {human_duration(duration)} long; videos can be at most "
+            f"{human_duration(settings.MAX_VIDEO_SECONDS)}."
+        )
+    return kind, duration
+
+
+def _probe_staged(name: str, staged_path: Path, extension: str, expected_kind: str) -> tuple[Any, str, float]:
+    """(probe info, kind, duration) of the staged copy; if it cannot be read or fails a check, the copy is
+    deleted and ValidationError raised (an unexpected failure is logged, and shown without detail)."""
     try:
         info = probe_media(staged_path)
-        kind = str(info.kind)
-        duration = float(getattr(info, "duration", 0) or 0)
-        if kind != expected_kind:
-            raise ValidationError(
-                f"{name} contains {'a video' if kind == 'video' else 'an image'}, but its name ends in "
-                f"{extension}, which is {'a video' if expected_kind == 'video' else 'an image'} type. "
-                "Rename it to match its content."
-            )
-        if kind == "video" and duration > settings.MAX_VIDEO_SECONDS:
-            raise ValidationError(
-                f"{name} is {human_duration(duration)} long; videos can be at most "
-                f"{human_duration(settings.MAX_VIDEO_SECONDS)}."
-            )
+        kind, duration = _checked_content(name, extension, expected_kind, info)
     except ValidationError:
         staged_path.unlink(missing_ok=True)
         raise
@@ -217,17 +234,29 @@ def stage_upload(upload: UploadedFile) -> StagedUpload:
             raise ValidationError(f"{name}: {exc}") from exc
         logger.exception("Probing %s failed unexpectedly", name)
         raise ValidationError(f"{name} could not be read as an image or a video.") from exc
-    notice = ""
+    return info, kind, duration
+
+
+def _single_frame_notice(name: str, kind: str, info: Any) -> str:
     if kind == "video" and int(getattr(info, "frame_count", 0) or 0) == 1:
-        notice = (
+        return (
             f"{name} is a video of a single frame: the verdict rests on that one picture, with no "
             "movement to judge."
         )
+    return ""
+
+
+def stage_upload(upload: UploadedFile) -> StagedUpload:
+    """Check one upload and copy it, hashing on the way, to MEDIA_ROOT/incoming; ValidationError if bad."""
+    name = display_name(upload.name)
+    extension, expected_kind = _extension_and_kind(name, upload.size)
+    staged_path, sha256 = _copy_to_incoming(upload, extension)
+    info, kind, duration = _probe_staged(name, staged_path, extension, expected_kind)
     return StagedUpload(
-        notice=notice,
+        notice=_single_frame_notice(name, kind, info),
         name=name,
         path=staged_path,
-        sha256=digest.hexdigest(),
+        sha256=sha256,
         size=upload.size,
         kind=kind,
         width=getattr(info, "width", None),
