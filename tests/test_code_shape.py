@@ -1,4 +1,4 @@
-"""The shape STYLE.md keeps, checked on the source itself: dependencies point one way.
+"""The shape STYLE.md keeps, checked on the source itself: dependencies point one way, functions stay small.
 
 Read with `ast` from the files on disk, so a late import inside a function counts as much as one at the top.
 """
@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The longest a function in product, script or benchmark code may be, its `def` line to its last line.
+MAX_FUNCTION_LINES = 60
 
 
 def python_files(*packages: str) -> list[Path]:
@@ -60,3 +62,18 @@ def test_dependencies_point_one_way(packages, forbidden):
 def test_the_import_check_sees_late_and_dotted_imports():
     tree = ast.parse("import os\ndef f():\n    from benchmarks.inputs import faststart\n    import django.db")
     assert list(imported_modules(tree)) == ["os", "benchmarks.inputs", "django.db"]
+
+
+def long_functions(*packages: str) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)"
+        for path in python_files(*packages)
+        if "migrations" not in path.parts
+        for node in ast.walk(parsed(path))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (length := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    assert long_functions("ml", "detection", "scripts", "benchmarks") == []
