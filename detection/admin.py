@@ -118,8 +118,7 @@ class ReviewStateFilter(admin.SimpleListFilter):
         if self.value() == "none":
             return queryset.filter(~Exists(Review.objects.filter(item=OuterRef("pk"))))
         if self.value() in Review.Decision.values:
-            latest = Review.objects.filter(item=OuterRef("pk")).order_by("-created_at").values("decision")[:1]
-            return queryset.alias(latest_decision=latest).filter(latest_decision=self.value())
+            return queryset.alias_latest_decision().filter(latest_decision=self.value())
         return queryset
 
 

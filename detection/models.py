@@ -47,11 +47,16 @@ class ItemQuerySet(models.QuerySet):
         """Finished items that need a human look: every FAKE and every UNCERTAIN verdict of the model."""
         return self.filter(status=Item.Status.DONE, verdict__in=[Item.Verdict.FAKE, Item.Verdict.UNCERTAIN])
 
+    def alias_latest_decision(self) -> ItemQuerySet:
+        """Alias `latest_decision`: the newest review's decision, NULL for none (Item.latest_review in
+        SQL, so querysets can filter on it)."""
+        newest = Review.objects.filter(item=OuterRef("pk")).order_by("-created_at").values("decision")[:1]
+        return self.alias(latest_decision=Subquery(newest))
+
     def with_shown_verdict(self) -> ItemQuerySet:
         """Annotate `verdict_shown`: the newest review's verdict where there is one, else the model's
         (the same rule as Item.shown_verdict, in SQL so history can filter on it)."""
-        latest = Review.objects.filter(item=OuterRef("pk")).order_by("-created_at").values("decision")[:1]
-        return self.annotate(latest_decision=Subquery(latest)).annotate(
+        return self.alias_latest_decision().annotate(
             verdict_shown=Case(
                 *(When(latest_decision=d, then=Value(v)) for d, v in REVIEW_VERDICT.items()),
                 default=F("verdict"),

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from .charts import timeline_svg
 from .forms import HistoryFilterForm, SignUpForm, UploadForm
-from .models import Face, Item, Review
+from .models import Face, Item
 from .reports import pdf_response, report_data
 from .services import queue_delayed, submit_uploads
 from .serving import serve_media
@@ -108,10 +108,6 @@ def upload(request: HttpRequest) -> HttpResponse:
     return redirect(target)
 
 
-def _latest_review_for_owner(item: Item) -> Review | None:
-    return item.reviews.select_related("reviewer").order_by("-created_at").first()
-
-
 @login_required
 @require_GET
 def item_detail(request: HttpRequest, item_id) -> HttpResponse:
@@ -120,7 +116,7 @@ def item_detail(request: HttpRequest, item_id) -> HttpResponse:
     context = {
         "item": item,
         "faces": faces,
-        "review": _latest_review_for_owner(item),
+        "review": item.latest_review,
         "timeline_svg": timeline_svg(item.timeline, item.threshold, item.fake_probability)
         if item.kind == Item.Kind.VIDEO
         else "",

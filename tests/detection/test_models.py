@@ -55,6 +55,10 @@ def test_latest_review_is_the_newest_decision(make_item, staff_user):
     )
     assert item.latest_review == newest
     assert item.reviews.count() == 2
+    # The SQL form of the same rule, which the history filter and the admin's review filter use.
+    by_decision = Item.objects.alias_latest_decision().filter
+    assert list(by_decision(latest_decision=Review.Decision.OVERTURN_REAL)) == [item]
+    assert not by_decision(latest_decision=Review.Decision.CONFIRM_FAKE).exists()
 
 
 @pytest.mark.django_db(transaction=True)
