@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ml.faces import DETECTORS, VIDEO_DETECT_MAX_SIDE, FaceBox, RetinaFaceDetector, get_detector, iou
+from ml.file_types import VIDEO_EXTENSIONS
 from ml.media import sample_frames
 from ml.tracking import DETECT_STRIDE, detect_sparse, match_boxes
-
-VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".avi", ".mkv"}
 
 
 def configurations() -> dict[str, object]:
@@ -50,7 +49,7 @@ def collect_frames(data: Path, splits: list[str], per_clip: int) -> list[np.ndar
 
 def videos(data: Path, splits: list[str]) -> list[Path]:
     found = (p for split in splits for p in sorted((data / split).glob("*/*")))
-    return [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES]
+    return [p for p in found if p.suffix.lower() in VIDEO_EXTENSIONS]
 
 
 def compare_sparse(data: Path, splits: list[str], frames: int, stride: int) -> None:

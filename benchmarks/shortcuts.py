@@ -21,7 +21,8 @@ from pathlib import Path
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from ml.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_split
+from ml.dataset import list_split
+from ml.file_types import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ml.media import probe
 
 
@@ -51,7 +52,7 @@ def auc_or_none(labels: list[int], scores: list[float]) -> float | None:
 
 
 def audit(split_dir: Path, kind: str) -> dict[str, dict[str, float | None]]:
-    suffixes = IMAGE_SUFFIXES if kind == "images" else VIDEO_SUFFIXES
+    suffixes = IMAGE_EXTENSIONS if kind == "images" else VIDEO_EXTENSIONS
     columns = ("jpeg_quality", "pixels") if kind == "images" else ("bitrate", "pixels", "fps")
     by_source: dict[str, list[tuple[int, tuple[float, ...]]]] = defaultdict(list)
     for path, label in list_split(split_dir, suffixes):

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_split
+from ml.dataset import list_split
 from ml.evaluate import recompress
 from ml.faces import crop_face
+from ml.file_types import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ml.media import load_image
 from ml.metrics import classification_report, sigmoid
 from ml.pipeline import Analyser
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"models: {analyser.image_card.ref}, {analyser.video_card.ref if analyser.video_card else '-'}")
     data = Path(args.data)
-    items = list_split(data / "images" / args.split, IMAGE_SUFFIXES)
+    items = list_split(data / "images" / args.split, IMAGE_EXTENSIONS)
     files = [p for p, _ in items]
     scores, has_face = photo_scores(analyser, files)
     labels = np.array([y for (_, y), ok in zip(items, has_face, strict=True) if ok])
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(f"photos, {args.split}, JPEG q{args.jpeg_quality}", labels, scores)
     if args.skip_videos:
         return
-    items = list_split(data / "videos" / args.split, VIDEO_SUFFIXES)
+    items = list_split(data / "videos" / args.split, VIDEO_EXTENSIONS)
     scores, has_face = video_scores(analyser, [p for p, _ in items])
     labels = np.array([y for (_, y), ok in zip(items, has_face, strict=True) if ok])
     print_table(f"videos, {args.split}", labels, scores)

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from ml import uncertainty as u
-from ml.dataset import IMAGE_SUFFIXES, list_split
+from ml.dataset import list_split
 from ml.faces import crop_face
+from ml.file_types import IMAGE_EXTENSIONS
 from ml.media import load_image
 from ml.pipeline import Analyser
 from ml.registry import find_card, registry_dir
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry", type=Path, default=None)
     args = parser.parse_args(argv)
     analyser = Analyser(heatmaps=False, registry=args.registry)
-    files = list_split(args.data / args.split, IMAGE_SUFFIXES)[:: args.every]
+    files = list_split(args.data / args.split, IMAGE_EXTENSIONS)[:: args.every]
     rows = face_rows(analyser, files)
     print(json.dumps(summary(rows, analyser), indent=1))
     if args.write_card:

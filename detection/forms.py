@@ -17,18 +17,17 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 
+from ml.file_types import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
+
 from .archives import expand_archives
 from .models import Item
 
 logger = logging.getLogger(__name__)
 
-# What the pipeline accepts, by file name. The name only has to agree with the content, which
-# probe_media checks by magic bytes and by decoding.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
+# What the pipeline accepts, by file name (ml.file_types); probe_media then checks the content.
 KIND_BY_EXTENSION = {**dict.fromkeys(IMAGE_EXTENSIONS, "image"), **dict.fromkeys(VIDEO_EXTENSIONS, "video")}
 # A .zip is expanded into its members first (detection.archives), each then checked like any upload.
-ACCEPT_ATTRIBUTE = ",".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS + (".zip",))
+ACCEPT_ATTRIBUTE = ",".join(MEDIA_EXTENSIONS + (".zip",))
 SUPPORTED_TYPES_TEXT = "JPEG, PNG or WebP images, or MP4, MOV, WebM, AVI or MKV videos"
 
 

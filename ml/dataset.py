@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ml.faces import FaceBox, FaceDetector, crop_face, get_detector
+from ml.file_types import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ml.landmarks import landmarks_68
 from ml.media import DEFAULT_FRAMES, load_image, probe, sample_frames
 from ml.synth import Face, synthesise
@@ -24,11 +26,9 @@ from ml.transforms import CONTEXT_MARGIN, FaceEvalPreset, FaceTrainPreset, inner
 
 CONTEXT_SIZE = 310  # 310 * 1.3 / 1.8 ≈ 224: the inference crop sits inside at native scale
 LABELS = {"real": 0, "fake": 1}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi"}
 
 
-def list_split(split_dir: Path, suffixes: set[str]) -> list[tuple[Path, int]]:
+def list_split(split_dir: Path, suffixes: Collection[str]) -> list[tuple[Path, int]]:
     """(file, label) pairs under split_dir/real and split_dir/fake, sorted for reproducibility."""
     items = []
     for name, label in LABELS.items():
@@ -114,7 +114,7 @@ def image_crops(split_dir: Path, cache_dir: Path, detector: str = "retinaface", 
         return _load(path)
     det = get_detector(detector)
     crops, lms, labels, paths, skipped = [], [], [], [], 0
-    for i, (file, label) in enumerate(list_split(split_dir, IMAGE_SUFFIXES)):
+    for i, (file, label) in enumerate(list_split(split_dir, IMAGE_EXTENSIONS)):
         found = photo_face(file, det)
         if found is None:
             skipped += 1
@@ -159,7 +159,7 @@ def video_crops(
         return _load(path)
     det = get_detector(detector)
     seqs, lms, labels, paths, lengths = [], [], [], [], []
-    for file, label in list_split(split_dir, VIDEO_SUFFIXES):
+    for file, label in list_split(split_dir, VIDEO_EXTENSIONS):
         found = main_track(file, det, frames)
         if found is None:
             log(f"  {file.name}: no face track, skipped")

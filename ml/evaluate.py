@@ -11,8 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ml.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_split
+from ml.dataset import list_split
 from ml.errors import MediaError
+from ml.file_types import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 from ml.metrics import classification_report, selective_report, write_roc_png
 from ml.pipeline import Analyser
 
@@ -61,7 +62,7 @@ def reencode_image(src: Path, dst_dir: Path, how: Reencoding) -> Path:
 
 def recompress(src: Path, dst_dir: Path, quality: int) -> Path:
     """A JPEG-`quality` copy of an image, or of every frame of a video: what re-uploading does."""
-    if src.suffix.lower() in IMAGE_SUFFIXES:
+    if src.suffix.lower() in IMAGE_EXTENSIONS:
         return reencode_image(src, dst_dir, Reencoding("jpeg", quality))
     dst = dst_dir / (src.stem + ".avi")
     cap = cv2.VideoCapture(str(src))
@@ -121,7 +122,7 @@ def _labelled_files(
 ) -> list[tuple[Path, int]]:
     """(path, label) of every file under `data_dir`, less names starting with `exclude`, or only
     names starting with `only` when given."""
-    items = list_split(data_dir, IMAGE_SUFFIXES if photos_only else IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    items = list_split(data_dir, IMAGE_EXTENSIONS if photos_only else MEDIA_EXTENSIONS)
     if exclude:
         items = [(p, y) for p, y in items if not p.name.startswith(exclude)]
     if only:
@@ -177,7 +178,7 @@ def evaluate_folder(
     With `reencoding`, only the photos, each saved that way first."""
     items = _labelled_files(data_dir, reencoding is not None, exclude, only)
     tally = _analyse_all(items, analyser, jpeg_quality, reencoding, log)
-    card = analyser.deciding_card(any(p.suffix.lower() in VIDEO_SUFFIXES for p, _ in items))
+    card = analyser.deciding_card(any(p.suffix.lower() in VIDEO_EXTENSIONS for p, _ in items))
     labels, probs = np.array(tally.labels), np.array(tally.probs)
     report = classification_report(labels, probs, threshold=card.threshold)
     report["selective"] = selective_report(labels, probs, np.array(tally.abstained), card.threshold)

@@ -7,14 +7,15 @@ example; for a track family, a row of real frames above the same frames forged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ml.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES, main_track, photo_face
+from ml.dataset import main_track, photo_face
 from ml.faces import get_detector
+from ml.file_types import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ml.synth import FAMILIES, TRACK_FAMILIES, Face, closest_donor, synthesise, synthesise_track
 
 TILE = 200  # pixels per face on the contact sheet
@@ -22,7 +23,7 @@ TRACK_FRAMES = 16  # frames sampled per clip for the track families
 SHEET_FRAMES = 6  # of which the sheet shows this many
 
 
-def _real_files(data: Path, suffixes: set[str], rng: np.random.Generator) -> list[Path]:
+def _real_files(data: Path, suffixes: Collection[str], rng: np.random.Generator) -> list[Path]:
     folder = data / "train" / "real"
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes) if folder.is_dir() else []
     if not files:
@@ -34,7 +35,7 @@ def real_faces(data: Path, count: int, rng: np.random.Generator, detector: str =
     """Up to `count` faces from random photos of DATA/train/real (photos without a face are passed over)."""
     det = get_detector(detector)
     faces = []
-    for file in _real_files(data, IMAGE_SUFFIXES, rng):
+    for file in _real_files(data, IMAGE_EXTENSIONS, rng):
         found = photo_face(file, det)
         if found is not None:
             faces.append(Face(*found))
@@ -51,7 +52,7 @@ def real_tracks(
 
     det = get_detector(detector, VIDEO_DETECT_MAX_SIDE)
     tracks = []
-    for file in _real_files(data, VIDEO_SUFFIXES, rng):
+    for file in _real_files(data, VIDEO_EXTENSIONS, rng):
         found = main_track(file, det, TRACK_FRAMES)
         if found is not None and found[2] >= 4:
             seq, lms, length, _ = found

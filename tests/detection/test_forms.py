@@ -121,3 +121,13 @@ def test_no_file_at_all():
     form = form_for()
     assert not form.is_valid()
     assert "Choose at least one" in str(form.errors["files"])
+
+
+def test_the_refusal_names_every_type_the_pipeline_takes():
+    """The one list is ml.file_types; the sentence a refused uploader reads has to keep up with it."""
+    from detection.forms import SUPPORTED_TYPES_TEXT
+    from ml.file_types import MEDIA_EXTENSIONS
+
+    named = {"jpg": "jpeg"}  # the text says JPEG once for both spellings
+    missing = [e for e in MEDIA_EXTENSIONS if named.get(e[1:], e[1:]) not in SUPPORTED_TYPES_TEXT.lower()]
+    assert missing == []
