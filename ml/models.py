@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.backbones import build_backbone
+from ml.backbones import BACKBONES, DEFAULT_BACKBONE, build_backbone
 from ml.transforms import to_tensor
 
 
@@ -39,7 +39,7 @@ class PooledClassifier(nn.Module):
 class FaceClassifier(PooledClassifier):
     """ImageNet backbone + global average pool + linear head: one fake logit per face crop."""
 
-    def __init__(self, backbone: str = "mobilenet_v2", pretrained: bool = True, dropout: float = 0.2):
+    def __init__(self, backbone: str = DEFAULT_BACKBONE, pretrained: bool = True, dropout: float = 0.2):
         super().__init__()
         self.features, self.feature_dim = build_backbone(backbone, pretrained=pretrained)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -128,16 +128,21 @@ class TrackLSTM(nn.Module):
         return self.head(torch.cat([mean, last], dim=1)).squeeze(1)
 
 
-IMAGE_ARCHS = ("mobilenet_v2", "efficientnet_lite0", "resnext50_32x4d", "resnet50", "compact_cnn")
+# Every backbone in ml.backbones.BACKBONES, and the compact CNN trained from scratch.
+IMAGE_ARCHS = (*BACKBONES, "compact_cnn")
+
+
+def _unknown_arch(arch: str) -> ValueError:
+    return ValueError(f"unknown image architecture {arch!r}; choose from {IMAGE_ARCHS}")
 
 
 def build_image_model(arch: str, pretrained: bool = True) -> nn.Module:
     """The one constructor for image-branch architectures by name."""
     if arch == "compact_cnn":
         return CompactCNN()
-    if arch in IMAGE_ARCHS:
+    if arch in BACKBONES:
         return FaceClassifier(arch, pretrained=pretrained)
-    raise ValueError(f"unknown image architecture {arch!r}; choose from {IMAGE_ARCHS}")
+    raise _unknown_arch(arch)
 
 
 @torch.inference_mode()
@@ -156,4 +161,9 @@ def embed_batched(
 
 
 def input_size_for(arch: str) -> int:
-    return CompactCNN.input_size if arch == "compact_cnn" else 224
+    """The side of the square face crop `arch` is fed: its BackboneSpec's, or the compact CNN's own."""
+    if arch == "compact_cnn":
+        return CompactCNN.input_size
+    if arch in BACKBONES:
+        return BACKBONES[arch].input_size
+    raise _unknown_arch(arch)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ml.backbones import BACKBONES, sha256_file, verify_backbone_weights
+from ml.backbones import BACKBONES, DEFAULT_BACKBONE, sha256_file, verify_backbone_weights
 from ml.errors import MissingWeightsError
 from ml.models import TrackLSTM, build_image_model
 from ml.probe import LinearProbe
@@ -253,7 +253,7 @@ def check_weights(directory: Path | None = None) -> list[str]:
         except MissingWeightsError as exc:
             problems.append(str(exc))
     try:
-        verify_backbone_weights("mobilenet_v2")  # what training starts from; inference needs only our files
+        verify_backbone_weights(DEFAULT_BACKBONE)  # what training starts from; inference needs only our files
     except MissingWeightsError as exc:
         problems.append(str(exc))
     try:
