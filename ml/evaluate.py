@@ -211,7 +211,8 @@ def format_report(report: dict) -> str:
         f"f1             {report['f1']:.4f}",
         f"log_loss       {report['log_loss']:.4f}",
         f"roc_auc        {report['roc_auc']:.4f}",
-        f"ece            {report['ece']:.4f}",
+        f"ece            {report['ece']:.4f} (a perfectly calibrated model would show "
+        f"{report['ece_floor']:.4f} on {report['n']} files: sampling noise alone)",
         "confusion      (rows: true real, true fake; columns: predicted real, fake)",
         f"               real  {c['tn']:5d} {c['fp']:5d}",
         f"               fake  {c['fn']:5d} {c['tp']:5d}",

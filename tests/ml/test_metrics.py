@@ -7,6 +7,7 @@ from ml.metrics import (
     accuracy_at_coverage,
     classification_report,
     confidently_wrong_share,
+    ece_floor,
     expected_calibration_error,
     fit_temperature,
     risk_coverage,
@@ -80,3 +81,24 @@ def test_map_mass_share_and_pointing_game():
     assert map_mass_share(peaked, region) == 0.75 and map_peak_inside(peaked, region)
     assert not map_peak_inside(peaked, 1 - region)
     assert map_mass_share(np.zeros((10, 10)), region) == 0.0
+
+
+def test_the_ece_floor_is_what_a_perfectly_calibrated_model_shows_on_that_many_items():
+    rng = np.random.default_rng(3)
+    probs = rng.random(37)
+    floor = ece_floor(probs)
+    # Labels drawn from the probabilities: calibrated by construction, yet the ECE of 37 items is large.
+    measured = [expected_calibration_error(rng.random(37) < probs, probs) for _ in range(400)]
+    assert abs(floor - np.mean(measured)) < 0.02
+    assert floor > 0.08
+    # It falls with the number of items (about 1/sqrt(n)), and is the same on every call.
+    many = rng.random(3700)
+    assert ece_floor(many) < floor / 5
+    assert ece_floor(probs) == floor
+    assert np.isnan(ece_floor(np.array([])))
+
+
+def test_the_report_carries_the_ece_floor_beside_the_ece():
+    probs = np.array([0.1, 0.2, 0.8, 0.9])
+    report = classification_report(np.array([0, 0, 1, 1]), probs)
+    assert report["ece_floor"] == ece_floor(probs)
