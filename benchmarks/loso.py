@@ -50,9 +50,11 @@ from ml.loso import (
     summary_line,
 )
 from ml.metrics import fit_temperature, sigmoid
+from ml.probe import select
 from ml.registry import default_ref, find_card, record_metrics
 from ml.sources import read_manifest
-from ml.train_clip import ClipTrainConfig, fit, gather, source_name
+from ml.train_clip import ClipTrainConfig, face_stats, fit, gather, source_name
+from ml.uncertainty import out_of_distribution
 
 SPLITS = ("train", "val", "test")
 KINDS = ("images", "videos")
@@ -108,20 +110,35 @@ def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, features: dict | No
                 rows_of.setdefault(source_name(key), []).append(row)
     records = {kind: [r for r in read_manifest(data, kind) if r.path.name in rows_of] for kind in KINDS}
     group_of = {r.path.name: r.group for recs in records.values() for r in recs}
-    results = []
-    for kind, rows in (("images", IMAGE_ROWS), ("videos", VIDEO_ROWS)):
-        for row, held in rows.items():
-            probe = fit(features, cfg, drop=lambda key, held=held: group_of.get(source_name(key)) in held)
-            _, evaluation = split_row(records[kind], held)
-            result = score_row(row, evaluation, lambda recs, p=probe: clip_scores(p, recs, rows_of))
-            # calibrated as the product is, on the val files of the other sources only
-            val = [r for r in records[kind] if r.split == "val" and r.group not in held]
-            t = fit_temperature(clip_scores(probe, val, rows_of), np.array([r.label for r in val]))
-            results.append(replace(result, probs=sigmoid(result.scores / t)))
+    results = [
+        held_out_row(features, cfg, row, held, records[kind], group_of, rows_of)
+        for kind, rows in (("images", IMAGE_ROWS), ("videos", VIDEO_ROWS))
+        for row, held in rows.items()
+    ]
     results += [
         synth_row(features, cfg, family, records["images"], rows_of) for family in cfg.synth_per_family
     ]
     return results
+
+
+def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_of, rows_of) -> RowResult:
+    """One source row: the probe fitted without `held`, calibrated on the val files of the other sources,
+    and each held-out item checked against the statistics of that probe's own training faces."""
+
+    def is_held(key: str) -> bool:
+        return group_of.get(source_name(key)) in held
+
+    probe = fit(features, cfg, drop=is_held)
+    _, evaluation = split_row(records, held)
+    result = score_row(row, evaluation, lambda recs: clip_scores(probe, recs, rows_of))
+    val = [r for r in records if r.split == "val" and r.group not in held]
+    t = fit_temperature(clip_scores(probe, val, rows_of), np.array([r.label for r in val]))
+    stats = face_stats(features, cfg, drop=is_held)
+    unfamiliar = [
+        out_of_distribution(select(np.stack(rows_of[r.path.name]), cfg.feature, cfg.l2), stats) is not None
+        for r in evaluation
+    ]
+    return replace(result, probs=sigmoid(result.scores / t), unfamiliar=np.array(unfamiliar, bool))
 
 
 def clip_scores(probe, records, rows_of) -> np.ndarray:

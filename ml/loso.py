@@ -86,6 +86,8 @@ class RowResult:
     labels: np.ndarray
     scores: np.ndarray
     probs: np.ndarray | None = None  # calibrated, when the row's model was calibrated without the source
+    # flagged out of distribution by the row's own training statistics (the product's UNCERTAIN reason)
+    unfamiliar: np.ndarray | None = None
 
 
 def split_row(
@@ -123,26 +125,36 @@ def summary_line(results: Sequence[RowResult]) -> str:
     )
 
 
+def abstains(result: RowResult, band: tuple[float, float]) -> np.ndarray:
+    """Which held-out items the product would call UNCERTAIN: a probability inside `band`, or a face
+    unlike the training faces (when the row measured that)."""
+    inside = (result.probs >= band[0]) & (result.probs < band[1])
+    return inside if result.unfamiliar is None else inside | result.unfamiliar
+
+
 def selective_lines(results: Sequence[RowResult], band: tuple[float, float]) -> list[str]:
-    """What the UNCERTAIN band buys on held-out fakes: per row and pooled over the rows (photos, videos)
-    that have calibrated probabilities. A verdict inside `band` abstains (the product's UNCERTAIN)."""
+    """What the UNCERTAIN verdict buys on held-out fakes: per row and pooled over the rows (photos, videos)
+    that have calibrated probabilities. An item abstains as the product's does: inside `band`, or out of
+    distribution. The last column is the share flagged out of distribution."""
     from ml.metrics import selective_report
 
     lines = [
-        "| held-out row | decided | accuracy on decided | accuracy at 80 % coverage | confidently wrong |",
-        "|---|---|---|---|---|",
+        "| held-out row | decided | accuracy on decided | accuracy at 80 % coverage | confidently wrong "
+        "| unfamiliar |",
+        "|---|---|---|---|---|---|",
     ]
     rows = [r for r in results if r.probs is not None]
     for r in rows:
-        rep = selective_report(r.labels, r.probs, (r.probs >= band[0]) & (r.probs < band[1]))
+        rep = selective_report(r.labels, r.probs, abstains(r, band))
+        unfamiliar = "–" if r.unfamiliar is None else f"{r.unfamiliar.mean():.2f}"
         lines.append(
             f"| {r.row} | {rep['decided_share']:.2f} | {rep['decided_accuracy']:.3f} | "
-            f"{rep['accuracy_at_80']:.3f} | {rep['confidently_wrong']:.3f} |"
+            f"{rep['accuracy_at_80']:.3f} | {rep['confidently_wrong']:.3f} | {unfamiliar} |"
         )
     if rows:
         labels = np.concatenate([r.labels for r in rows])
         probs = np.concatenate([r.probs for r in rows])
-        pooled = selective_report(labels, probs, (probs >= band[0]) & (probs < band[1]))
+        pooled = selective_report(labels, probs, np.concatenate([abstains(r, band) for r in rows]))
         lines.append(
             f"loso_pooled decided={pooled['decided_share']:.3f} "
             f"decided_acc={pooled['decided_accuracy']:.3f} acc_at_80_coverage={pooled['accuracy_at_80']:.3f} "

@@ -187,6 +187,16 @@ def fit(
     return fit_probe(x, y, feature=cfg.feature, l2=cfg.l2, c=cfg.c)
 
 
+def face_stats(
+    features: dict[str, Features], cfg: ClipTrainConfig, drop: Callable[[str], bool] = lambda key: False
+) -> dict:
+    """The out-of-distribution statistics of the probe's input over the real media's training faces
+    (photos and frames, not the forgeries made from them), less the rows `drop` names."""
+    parts = [features[k] for k in ("train_photos", "train_frames")]
+    faces = np.concatenate([p.x[np.array([not drop(k) for k in p.keys], bool)] for p in parts])
+    return training_stats(select(faces, cfg.feature, cfg.l2))
+
+
 def track_logits(probe: LinearProbe, frames: Features) -> tuple[np.ndarray, np.ndarray]:
     """Mean frame logit and label of each clip (frame keys are `name#step`)."""
     logits = probe.logits(frames.x)
@@ -215,7 +225,6 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
         "val_videos_uncalibrated_ece": classification_report(clip_labels, sigmoid(clip_logits))["ece"],
     }
     counts = {k: {"rows": len(f.y), "fake": int(f.y.sum())} for k, f in features.items()}
-    train_faces = np.concatenate([features[k].x for k in ("train_photos", "train_frames")])
     card = ModelCard(
         name=cfg.name,
         version=cfg.version or datetime.now(UTC).strftime("%Y%m%d%H%M"),
@@ -227,7 +236,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
         temperature=float(t_image),
         video_temperature=float(t_video),
         # the out-of-distribution check reads the probe's input; statistics of every training face
-        embedding_stats=training_stats(select(train_faces, cfg.feature, cfg.l2)),
+        embedding_stats=face_stats(features, cfg),
         metrics=metrics,
         training={"config": asdict(cfg), "data": str(data), "rows": counts},
         created=datetime.now(UTC).isoformat(timespec="seconds"),

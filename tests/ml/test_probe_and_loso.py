@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from ml.clip_encoder import EMBED_DIM, ROW_DIM
 from ml.dataset import inner_crop
 from ml.features import EmbeddingStore, fill, track_steps
-from ml.loso import split_row, summary_line
+from ml.loso import RowResult, abstains, selective_lines, split_row, summary_line
 from ml.probe import FEATURE_SLICES, LinearProbe, feature_parts, fit_probe, select
 from ml.sources import MediaRecord, source_group
 from ml.train_clip import ClipTrainConfig, Features, fit, keep_photo, source_name, track_logits
@@ -171,10 +172,22 @@ def test_thinning_is_a_fixed_function_of_the_name():
 
 
 def test_summary_line_is_the_issues_format():
-    from ml.loso import RowResult
-
     rows = [
         RowResult("a", 0.9, 1, 1, np.array([]), np.array([])),
         RowResult("b", 0.6, 1, 1, np.array([]), np.array([])),
     ]
     assert summary_line(rows) == "loso_rows=2 loso_mean_auc=0.750 loso_worst_auc=0.600"
+
+
+def test_an_unfamiliar_held_out_item_abstains_as_the_product_does():
+    labels = np.array([1, 1, 0, 0])
+    probs = np.array([0.2, 0.9, 0.1, 0.5])  # a confidently wrong fake, two right, one inside the band
+    plain = RowResult("row", 0.75, 2, 2, labels, probs, probs=probs)
+    flagged = replace(plain, unfamiliar=np.array([True, False, False, False]))
+    band = (0.35, 0.65)
+    assert abstains(plain, band).tolist() == [False, False, False, True]
+    assert abstains(flagged, band).tolist() == [True, False, False, True]
+    before, after = selective_lines([plain], band)[-1], selective_lines([flagged], band)[-1]
+    assert "decided=0.750" in before and "confidently_wrong=0.250" in before
+    assert "decided=0.500" in after and "confidently_wrong=0.000" in after
+    assert selective_lines([flagged], band)[2].endswith("| 0.25 |")
