@@ -24,6 +24,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ml.results import AnalysisResult
+
 from .models import Face, Item
 from .signals import analysis_finished
 
@@ -314,33 +316,33 @@ def _artifact(item: Item, artifacts_path: Path, name: Any) -> str:
     return f"{item.artifacts_dir}/{name}"
 
 
-def store_result(item_id: Any, result: dict, artifacts_path: Path) -> Item:
+def store_result(item_id: Any, result: AnalysisResult, artifacts_path: Path) -> Item:
     """Save the pipeline's result: verdict, score, model, faces and (inside `result`) the timeline."""
-    verdict = result.get("verdict")
+    verdict = result["verdict"]
     if verdict not in Item.Verdict.values:
         raise ValueError(f"pipeline returned an unknown verdict {verdict!r}")
-    probability = result.get("fake_probability")
+    probability = result["fake_probability"]
     with transaction.atomic():
         item = Item.objects.select_for_update().get(pk=item_id)
         faces = [
             Face(
                 item=item,
-                track=int(face.get("track", index)),
-                box=[float(v) for v in face.get("box", [])][:4],
-                frames=[int(f) for f in face.get("frames", [])],
-                fake_probability=float(face["fake_probability"]),
+                track=face["track"],
+                box=[float(v) for v in face["box"]][:4],
+                frames=list(face["frames"]),
+                fake_probability=face["fake_probability"],
                 thumbnail=_artifact(item, artifacts_path, face.get("thumbnail")),
                 heatmap=_artifact(item, artifacts_path, face.get("heatmap")),
             )
-            for index, face in enumerate(result.get("faces") or [])
+            for face in result["faces"]
         ]
         item.faces.all().delete()
         Face.objects.bulk_create(faces)
         item.result = result
         item.verdict = verdict
-        item.fake_probability = None if probability is None else float(probability)
-        item.uncertain_reasons = list(result.get("uncertain_reasons") or [])
-        item.model_version = str(result.get("model", ""))[:128]
+        item.fake_probability = probability
+        item.uncertain_reasons = list(result["uncertain_reasons"])
+        item.model_version = result["model"][:128]
         item.status = Item.Status.DONE
         item.stage = "done"
         item.progress = 100

@@ -8,10 +8,11 @@ the clip is as suspicious as its most suspicious track. Per-frame image scores m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -19,7 +20,14 @@ import torch
 
 from ml.clip_model import ClipScores
 from ml.errors import MediaError, MissingWeightsError
-from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
+from ml.faces import (
+    DEFAULT_DETECTOR,
+    VIDEO_DETECT_MAX_SIDE,
+    FaceBox,
+    FaceDetector,
+    crop_face,
+    get_detector,
+)
 from ml.features import track_steps
 from ml.gradcam import grad_cam, overlay
 from ml.media import DEFAULT_FRAMES, MediaInfo, load_image, prefetch, probe, sample_frames
@@ -27,6 +35,7 @@ from ml.metrics import sigmoid
 from ml.models import embed_batched
 from ml.onnx_embedder import make_onnx_embedder
 from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
+from ml.results import AnalysisResult, FaceArtifacts, FaceResult, TimelinePoint
 from ml.runtime import configured_threads
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
 from ml.verdict import FaceEvidence
@@ -46,6 +55,13 @@ CLIP_FRAMES_PER_CLIP = 16
 
 def _no_progress(stage: str, fraction: float) -> None:
     return None
+
+
+class _Views(TypedDict, total=False):
+    """A photo face's evidence beyond its score (FaceEvidence's keyword arguments)."""
+
+    view_probabilities: list[float]
+    embeddings: np.ndarray
 
 
 @dataclass
@@ -124,8 +140,14 @@ class Analyser:
         self.timings: dict[str, float] = {}
 
     def deciding_card(self, video: bool) -> ModelCard:
-        """The card of the model whose probability the verdict reads: the CLIP probe when loaded."""
-        return self.clip_card or (self.video_card if video else self.image_card)
+        """The card of the model whose probability the verdict reads: the CLIP probe when loaded.
+
+        Raises MissingWeightsError for a video when neither the CLIP probe nor a video model is loaded."""
+        card = self.clip_card or (self.video_card if video else self.image_card)
+        if card is None:
+            assert self._video_missing is not None  # set whenever the video model failed to load
+            raise self._video_missing
+        return card
 
     # ------------------------------------------------------------ shared pieces
 
@@ -149,7 +171,7 @@ class Analyser:
         with torch.inference_mode():
             return self.image_card.calibrated(self.image_model.classify_embedding(emb)).cpu().tolist()
 
-    def _write_artifacts(self, face: np.ndarray, name: str, artifacts_dir: Path | None) -> dict:
+    def _write_artifacts(self, face: np.ndarray, name: str, artifacts_dir: Path | None) -> FaceArtifacts:
         """Thumbnail and heatmap files of a face.
 
         The heatmap is Grad-CAM of the fine-tuned CNN whichever model decides: on forgeries with known
@@ -162,7 +184,7 @@ class Analyser:
         write_image(
             artifacts_dir / thumb, cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
         )
-        out = {"thumbnail": thumb}
+        out: FaceArtifacts = {"thumbnail": thumb}
         if self.heatmaps and hasattr(self.image_model, "classify_embedding"):
             cam = grad_cam(self.image_model, face, self.image_card.input_size)
             heat = f"{name}_heatmap.png"
@@ -174,7 +196,7 @@ class Analyser:
 
     def analyse(
         self, path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None
-    ) -> dict:
+    ) -> AnalysisResult:
         """Analyse one file; returns the stable result dict (see `ml predict --json`).
 
         Raises MediaError for files that are not analysable media.
@@ -204,10 +226,10 @@ class Analyser:
         kind: str,
         card: ModelCard,
         prob: float | None,
-        faces: list[dict],
-        timeline: list[dict],
-        evidence: list[FaceEvidence] = (),
-    ) -> dict:
+        faces: list[FaceResult],
+        timeline: list[TimelinePoint],
+        evidence: Sequence[FaceEvidence] = (),
+    ) -> AnalysisResult:
         rule = card.verdict_rule()
         # The one call that weighs the doubts (ml.verdict). Embeddings are the deciding model's (the CLIP
         # probe's input) or, on the CNN path, the image model's, whose card holds their statistics.
@@ -225,11 +247,13 @@ class Analyser:
             "threshold": rule.threshold,
             "uncertain_band": [rule.uncertain_low, rule.uncertain_high],
             "known_limits": card.known_limits,
+            "seconds": 0.0,  # analyse() sets these two once the whole file is done
+            "timings": {},
         }
 
     def _analyse_image(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
-    ) -> dict:
+    ) -> AnalysisResult:
         t = time.perf_counter()
         rgb = load_image(path, info)  # probe() has validated it: decode once more, not twice
         self._timed("decode", time.perf_counter() - t)
@@ -247,15 +271,21 @@ class Analyser:
         self._timed("crop", time.perf_counter() - t)
         if self.clip is not None:
             probs, features = self._clip_probs(crops)
-            views = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
+            views: list[_Views] = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
         else:
             probs, views = self._cnn_photo_probs(crops)
         progress("writing results", 0.8)
         t = time.perf_counter()
-        faces = []
+        faces: list[FaceResult] = []
         for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
-            face = {"track": i, "box": box.as_list(), "frames": [0], "fake_probability": round(p, 4)}
-            face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir))
+            face: FaceResult = {
+                "track": i,
+                "box": box.as_list(),
+                "frames": [0],
+                "fake_probability": round(p, 4),
+                **self._write_artifacts(crop, f"face_{i}", artifacts_dir),
+                "uncertain_reasons": [],  # _result fills them in
+            }
             faces.append(face)
         self._timed("write", time.perf_counter() - t)
         evidence = [
@@ -264,7 +294,7 @@ class Analyser:
         ]
         return self._result(path, "image", card, max(probs), faces, [], evidence)
 
-    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[dict]]:
+    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[_Views]]:
         """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit;
         and per crop both views' probabilities and embeddings (what ml.uncertainty weighs)."""
         t = time.perf_counter()
@@ -275,7 +305,9 @@ class Analyser:
             view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
         self._timed("cnn", time.perf_counter() - t)
         view_emb = emb.view(2, len(crops), -1).cpu().numpy()
-        views = [{"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)]
+        views: list[_Views] = [
+            {"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)
+        ]
         return probs, views
 
     def _clip_scores(self, crops: list[np.ndarray]) -> ClipScores:
@@ -291,10 +323,8 @@ class Analyser:
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
-    ) -> dict:
-        if self.clip is None and self.video_model is None:
-            raise self._video_missing
-        card = self.deciding_card(video=True)
+    ) -> AnalysisResult:
+        card = self.deciding_card(video=True)  # raises if no model can score a video
         detections, crop_of, embedding_of, times = self._detect_video(path, info, progress)
         tracks = build_tracks(detections)
         if not tracks:
@@ -374,14 +404,16 @@ class Analyser:
         frame_probs = self._image_probs(emb)
         self._timed("cnn", time.perf_counter() - t)
         t = time.perf_counter()
+        model, card = self.video_model, self.video_card
+        assert model is not None and card is not None  # deciding_card has checked there is one
         offset = 0
         with torch.inference_mode():
             for tr in results:
                 n = len(tr.crops)
                 tr.frame_probs = frame_probs[offset : offset + n]
                 tr.scored_steps = list(range(n))
-                logit = self.video_model(emb[offset : offset + n][None])
-                tr.fake_probability = float(self.video_card.calibrated(logit)[0])
+                logit = model(emb[offset : offset + n][None])
+                tr.fake_probability = float(card.calibrated(logit)[0])
                 offset += n
         self._timed("lstm", time.perf_counter() - t)
 
@@ -408,19 +440,19 @@ class Analyser:
             )[0]
             offset += n
 
-    def _video_face(self, tr: TrackResult, artifacts_dir: Path | None) -> dict:
+    def _video_face(self, tr: TrackResult, artifacts_dir: Path | None) -> FaceResult:
         best = representative_step(tr)
-        face = {
+        name = f"face_{tr.track.track_id}"
+        return {
             "track": tr.track.track_id,
             "box": tr.track.boxes[best].as_list(),
             "frames": tr.track.frame_indices,
             "fake_probability": round(tr.fake_probability, 4),
             "frame_probabilities": [round(p, 4) for p in tr.frame_probs],
             "scored_frames": tr.scored_frames,
+            **self._write_artifacts(tr.crops[best], name, artifacts_dir),
+            "uncertain_reasons": [],  # _result fills them in
         }
-        name = f"face_{tr.track.track_id}"
-        face.update(self._write_artifacts(tr.crops[best], name, artifacts_dir))
-        return face
 
 
 def representative_step(tr: TrackResult) -> int:
@@ -452,7 +484,7 @@ def calibrate(logits: np.ndarray, temperature: float) -> list[float]:
     return sigmoid(np.asarray(logits, np.float64) / temperature).tolist()
 
 
-def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[dict]:
+def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[TimelinePoint]:
     """One point per scored frame: the most suspicious face in it."""
     per_frame: dict[int, float] = {}
     for tr in results:
@@ -467,8 +499,9 @@ def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[
 class _TimedDetector:
     """A detector that reports the seconds each call takes to `record("detect", seconds)`."""
 
-    def __init__(self, detector, record: Callable[[str, float], None]):
+    def __init__(self, detector: FaceDetector, record: Callable[[str, float], None]):
         self.detector = detector
+        self.name = detector.name
         self.record = record
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
@@ -507,6 +540,8 @@ def get_analyser(**options) -> Analyser:
     return Analyser(**options)
 
 
-def analyse(path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None) -> dict:
+def analyse(
+    path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None
+) -> AnalysisResult:
     """Analyse a photo or a video with the default models; see Analyser.analyse."""
     return get_analyser().analyse(path, artifacts_dir=artifacts_dir, progress=progress)
