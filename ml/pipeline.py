@@ -8,7 +8,8 @@ the clip is as suspicious as its most suspicious track. Per-frame image scores m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -154,6 +155,13 @@ class Analyser:
     def _timed(self, stage: str, seconds: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
 
+    @contextmanager
+    def _stage(self, stage: str) -> Iterator[None]:
+        """Adds the seconds the block takes to timings[stage] (a stage may run many times per file)."""
+        started = time.perf_counter()
+        yield
+        self._timed(stage, time.perf_counter() - started)
+
     def _embed(self, faces: list[np.ndarray]) -> torch.Tensor:
         """Pooled CNN features for a list of crops, batched."""
         return embed_batched(
@@ -254,40 +262,36 @@ class Analyser:
     def _analyse_image(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
     ) -> AnalysisResult:
-        t = time.perf_counter()
-        rgb = load_image(path, info)  # probe() has validated it: decode once more, not twice
-        self._timed("decode", time.perf_counter() - t)
+        with self._stage("decode"):
+            rgb = load_image(path, info)  # probe() has validated it: decode once more, not twice
         progress("detecting faces", 0.2)
-        t = time.perf_counter()
-        boxes = self.detector.detect(rgb)
-        self._timed("detect", time.perf_counter() - t)
+        with self._stage("detect"):
+            boxes = self.detector.detect(rgb)
         card = self.deciding_card(video=False)
         if not boxes:
             return self._result(path, "image", card, None, [], [])
         progress("scoring faces", 0.5)
-        t = time.perf_counter()
-        size = self.image_card.input_size
-        crops = [crop_face(rgb, b, size) for b in boxes]
-        self._timed("crop", time.perf_counter() - t)
+        with self._stage("crop"):
+            size = self.image_card.input_size
+            crops = [crop_face(rgb, b, size) for b in boxes]
         if self.clip is not None:
             probs, features = self._clip_probs(crops)
             views: list[_Views] = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
         else:
             probs, views = self._cnn_photo_probs(crops)
         progress("writing results", 0.8)
-        t = time.perf_counter()
-        faces: list[FaceResult] = []
-        for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
-            face: FaceResult = {
-                "track": i,
-                "box": box.as_list(),
-                "frames": [0],
-                "fake_probability": round(p, 4),
-                **self._write_artifacts(crop, f"face_{i}", artifacts_dir),
-                "uncertain_reasons": [],  # _result fills them in
-            }
-            faces.append(face)
-        self._timed("write", time.perf_counter() - t)
+        with self._stage("write"):
+            faces: list[FaceResult] = []
+            for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
+                face: FaceResult = {
+                    "track": i,
+                    "box": box.as_list(),
+                    "frames": [0],
+                    "fake_probability": round(p, 4),
+                    **self._write_artifacts(crop, f"face_{i}", artifacts_dir),
+                    "uncertain_reasons": [],  # _result fills them in
+                }
+                faces.append(face)
         evidence = [
             FaceEvidence(p, box.w, box.h, crop, **view)
             for box, crop, p, view in zip(boxes, crops, probs, views, strict=True)
@@ -297,13 +301,12 @@ class Analyser:
     def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[_Views]]:
         """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit;
         and per crop both views' probabilities and embeddings (what ml.uncertainty weighs)."""
-        t = time.perf_counter()
-        emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
-        with torch.inference_mode():
-            view_logits = self.image_model.classify_embedding(emb).float().view(2, len(crops))
-            probs = self.image_card.calibrated(view_logits.mean(0)).cpu().tolist()
-            view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
-        self._timed("cnn", time.perf_counter() - t)
+        with self._stage("cnn"):
+            emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
+            with torch.inference_mode():
+                view_logits = self.image_model.classify_embedding(emb).float().view(2, len(crops))
+                probs = self.image_card.calibrated(view_logits.mean(0)).cpu().tolist()
+                view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
         view_emb = emb.view(2, len(crops), -1).cpu().numpy()
         views: list[_Views] = [
             {"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)
@@ -311,10 +314,8 @@ class Analyser:
         return probs, views
 
     def _clip_scores(self, crops: list[np.ndarray]) -> ClipScores:
-        t = time.perf_counter()
-        scores = self.clip.score(crops)
-        self._timed("clip", time.perf_counter() - t)
-        return scores
+        with self._stage("clip"):
+            return self.clip.score(crops)
 
     def _clip_probs(self, crops: list[np.ndarray]) -> tuple[list[float], np.ndarray]:
         """The CLIP probe's calibrated probability per crop, and its features."""
@@ -336,10 +337,9 @@ class Analyser:
         else:
             self._score_tracks_lstm(results, embedding_of)
         progress("writing results", 0.9)
-        t = time.perf_counter()
-        faces = [self._video_face(tr, artifacts_dir) for tr in results]
-        timeline = video_timeline(results, times)
-        self._timed("write", time.perf_counter() - t)
+        with self._stage("write"):
+            faces = [self._video_face(tr, artifacts_dir) for tr in results]
+            timeline = video_timeline(results, times)
         clip = max(tr.fake_probability for tr in results)
         evidence = [track_evidence(tr, embedding_of) for tr in results]
         return self._result(path, "video", card, clip, faces, timeline, evidence)
@@ -361,12 +361,11 @@ class Analyser:
         embed_all = self.clip is None  # the CLIP path scores a few chosen crops per track, later
 
         def embed_pending() -> None:
-            t = time.perf_counter()
-            if unembedded:
-                embeddings = self._embed([crop_of[id(b)] for b in unembedded])
-                embedding_of.update((id(b), e) for b, e in zip(unembedded, embeddings, strict=True))
-                unembedded.clear()
-            self._timed("cnn", time.perf_counter() - t)
+            with self._stage("cnn"):
+                if unembedded:
+                    embeddings = self._embed([crop_of[id(b)] for b in unembedded])
+                    embedding_of.update((id(b), e) for b, e in zip(unembedded, embeddings, strict=True))
+                    unembedded.clear()
 
         frames = prefetch(sample_frames(path, self.frames, self.sampling, info=info))
         n_expected = max(1, min(self.frames, info.frame_count))
@@ -376,18 +375,18 @@ class Analyser:
             t = time.perf_counter()
             detect_before = self.timings.get("detect", 0.0)
             item = next(stream, None)
-            t1 = time.perf_counter()
-            self._timed("decode", t1 - t - (self.timings.get("detect", 0.0) - detect_before))
+            # the detector is timed as it runs: the rest of the wait is for the decoder thread
+            self._timed("decode", time.perf_counter() - t - (self.timings.get("detect", 0.0) - detect_before))
             if item is None:
                 break
             frame, boxes, ran_detector = item
             self.detector_runs += ran_detector
-            # crop now and drop the frame: memory stays flat however long the clip is
-            for box in boxes:
-                crop_of[id(box)] = crop_face(frame.rgb, box, size)
-            detections.append((frame.index, boxes))
-            times[frame.index] = frame.time
-            self._timed("crop", time.perf_counter() - t1)
+            with self._stage("crop"):
+                # crop now and drop the frame: memory stays flat however long the clip is
+                for box in boxes:
+                    crop_of[id(box)] = crop_face(frame.rgb, box, size)
+                detections.append((frame.index, boxes))
+                times[frame.index] = frame.time
             if embed_all:
                 unembedded.extend(boxes)
                 if len(unembedded) >= self.embed_batch:
@@ -399,15 +398,13 @@ class Analyser:
 
     def _score_tracks_lstm(self, results: list[TrackResult], embedding_of: dict[int, torch.Tensor]) -> None:
         """CNN probability of every frame, and the LSTM's over each whole track."""
-        t = time.perf_counter()
-        emb = torch.stack([embedding_of[id(b)] for tr in results for b in tr.track.boxes])
-        frame_probs = self._image_probs(emb)
-        self._timed("cnn", time.perf_counter() - t)
-        t = time.perf_counter()
+        with self._stage("cnn"):
+            emb = torch.stack([embedding_of[id(b)] for tr in results for b in tr.track.boxes])
+            frame_probs = self._image_probs(emb)
         model, card = self.video_model, self.video_card
         assert model is not None and card is not None  # deciding_card has checked there is one
         offset = 0
-        with torch.inference_mode():
+        with self._stage("lstm"), torch.inference_mode():
             for tr in results:
                 n = len(tr.crops)
                 tr.frame_probs = frame_probs[offset : offset + n]
@@ -415,7 +412,6 @@ class Analyser:
                 logit = model(emb[offset : offset + n][None])
                 tr.fake_probability = float(card.calibrated(logit)[0])
                 offset += n
-        self._timed("lstm", time.perf_counter() - t)
 
     def _score_tracks_clip(self, results: list[TrackResult]) -> None:
         """CLIP probe on a few frames per track; the track's score is its frames' mean logit, calibrated.
