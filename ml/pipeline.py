@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TypedDict
 
@@ -66,9 +66,25 @@ class _Views(TypedDict, total=False):
 
 
 @dataclass
+class Detection:
+    """One face in one sampled frame: its box (the very object the face tracks hold), the model input crop,
+    and on the CNN path the image model's embedding of that crop."""
+
+    box: FaceBox
+    crop: np.ndarray
+    embedding: torch.Tensor | None = None
+
+
+def track_detections(track: FaceTrack, found: dict[int, list[Detection]]) -> list[Detection]:
+    """A track's detections in its order, from each sampled frame's (`found`, by frame index)."""
+    steps = zip(track.frame_indices, track.boxes, strict=True)
+    return [next(d for d in found[frame] if d.box is box) for frame, box in steps]
+
+
+@dataclass
 class TrackResult:
     track: FaceTrack
-    crops: list[np.ndarray] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)  # one per step of the track
     frame_probs: list[float] = field(default_factory=list)
     fake_probability: float = 0.0
     scored_steps: list[int] = field(default_factory=list)  # which crops frame_probs are of
@@ -77,6 +93,10 @@ class TrackResult:
     @property
     def scored_frames(self) -> list[int]:
         return [self.track.frame_indices[i] for i in self.scored_steps]
+
+    @cached_property
+    def crops(self) -> list[np.ndarray]:
+        return [d.crop for d in self.detections]
 
 
 class Analyser:
@@ -326,45 +346,47 @@ class Analyser:
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
     ) -> AnalysisResult:
         card = self.deciding_card(video=True)  # raises if no model can score a video
-        detections, crop_of, embedding_of, times = self._detect_video(path, info, progress)
+        detections, found, times = self._detect_video(path, info, progress)
         tracks = build_tracks(detections)
         if not tracks:
             return self._result(path, "video", card, None, [], [])
         progress("scoring faces", 0.7)
-        results = [TrackResult(track, [crop_of[id(b)] for b in track.boxes]) for track in tracks]
+        results = [TrackResult(track, track_detections(track, found)) for track in tracks]
         if self.clip is not None:
             self._score_tracks_clip(results)
         else:
-            self._score_tracks_lstm(results, embedding_of)
+            self._score_tracks_lstm(results)
         progress("writing results", 0.9)
         with self._stage("write"):
             faces = [self._video_face(tr, artifacts_dir) for tr in results]
             timeline = video_timeline(results, times)
         clip = max(tr.fake_probability for tr in results)
-        evidence = [track_evidence(tr, embedding_of) for tr in results]
+        evidence = [track_evidence(tr) for tr in results]
         return self._result(path, "video", card, clip, faces, timeline, evidence)
 
-    def _detect_video(self, path: Path, info: MediaInfo, progress: Progress):
-        """Sampled frames -> face boxes (sparse detection), their crops, and (CNN path) their embeddings.
+    def _detect_video(
+        self, path: Path, info: MediaInfo, progress: Progress
+    ) -> tuple[list[tuple[int, list[FaceBox]]], dict[int, list[Detection]], dict[int, float]]:
+        """Sampled frames -> face boxes (sparse detection) for build_tracks, each frame's Detections (crops
+        and, CNN path, embeddings) by frame index, and each frame's time.
 
         Frames are decoded ahead in a background thread while this one detects and embeds faces; the
         detector runs on a subset of them (detect_sparse) and is timed where it runs, so "decode" is what
-        is left of waiting for the next frame. Crops are keyed by id() of the FaceBox: tracks hold the very
-        same objects.
+        is left of waiting for the next frame.
         """
         size = self.image_card.input_size
         detections: list[tuple[int, list[FaceBox]]] = []
-        crop_of: dict[int, np.ndarray] = {}
-        embedding_of: dict[int, torch.Tensor] = {}
-        unembedded: list[FaceBox] = []
+        found: dict[int, list[Detection]] = {}
+        unembedded: list[Detection] = []
         times: dict[int, float] = {}
         embed_all = self.clip is None  # the CLIP path scores a few chosen crops per track, later
 
         def embed_pending() -> None:
             with self._stage("cnn"):
                 if unembedded:
-                    embeddings = self._embed([crop_of[id(b)] for b in unembedded])
-                    embedding_of.update((id(b), e) for b, e in zip(unembedded, embeddings, strict=True))
+                    embeddings = self._embed([d.crop for d in unembedded])
+                    for detection, embedding in zip(unembedded, embeddings, strict=True):
+                        detection.embedding = embedding
                     unembedded.clear()
 
         frames = prefetch(sample_frames(path, self.frames, self.sampling, info=info))
@@ -383,23 +405,22 @@ class Analyser:
             self.detector_runs += ran_detector
             with self._stage("crop"):
                 # crop now and drop the frame: memory stays flat however long the clip is
-                for box in boxes:
-                    crop_of[id(box)] = crop_face(frame.rgb, box, size)
+                found[frame.index] = [Detection(box, crop_face(frame.rgb, box, size)) for box in boxes]
                 detections.append((frame.index, boxes))
                 times[frame.index] = frame.time
             if embed_all:
-                unembedded.extend(boxes)
+                unembedded.extend(found[frame.index])
                 if len(unembedded) >= self.embed_batch:
                     embed_pending()
             progress("detecting faces", 0.05 + 0.6 * len(detections) / n_expected)
         if embed_all:
             embed_pending()
-        return detections, crop_of, embedding_of, times
+        return detections, found, times
 
-    def _score_tracks_lstm(self, results: list[TrackResult], embedding_of: dict[int, torch.Tensor]) -> None:
+    def _score_tracks_lstm(self, results: list[TrackResult]) -> None:
         """CNN probability of every frame, and the LSTM's over each whole track."""
         with self._stage("cnn"):
-            emb = torch.stack([embedding_of[id(b)] for tr in results for b in tr.track.boxes])
+            emb = torch.stack([d.embedding for tr in results for d in tr.detections])
             frame_probs = self._image_probs(emb)
         model, card = self.video_model, self.video_card
         assert model is not None and card is not None  # deciding_card has checked there is one
@@ -456,12 +477,12 @@ def representative_step(tr: TrackResult) -> int:
     return tr.track.representative_index(tr.scored_steps or None)
 
 
-def track_evidence(tr: TrackResult, embedding_of: dict[int, torch.Tensor]) -> FaceEvidence:
+def track_evidence(tr: TrackResult) -> FaceEvidence:
     """What ml.verdict weighs for a track: its representative face, its frames' scores and the deciding
     model's features of its scored frames (CLIP path) or the image model's embedding of every frame."""
     best = representative_step(tr)  # the face _video_face shows
     box = tr.track.boxes[best]
-    rows = [embedding_of[id(b)] for b in tr.track.boxes if id(b) in embedding_of]
+    rows = [d.embedding for d in tr.detections if d.embedding is not None]
     embeddings = torch.stack(rows).float().cpu().numpy() if rows else tr.features
     return FaceEvidence(tr.fake_probability, box.w, box.h, tr.crops[best], tr.frame_probs, (), embeddings)
 
