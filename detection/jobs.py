@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 # --- Enqueueing --------------------------------------------------------------------------------------
 
 
+# The analysis task (detection.tasks.analyse_item), published by name: tasks imports this module, so this one
+# does not import tasks. The worker applies the task's own time limits and acknowledgement settings.
+ANALYSE_TASK = "detection.analyse_item"
 # Shown as the item's stage while its job could not be published (Redis down); cleared once it is.
 WAITING_FOR_QUEUE = "waiting for the queue (delayed)"
 # While publishing fails, this process tries again after 1 s, then doubling up to this many seconds.
@@ -45,10 +49,9 @@ def enqueue(item: Item) -> bool:
     """Send the item's job to its queue. Returns False if Redis is down: the item is then marked unpublished
     (enqueued_at empty, the stage says the queue is delayed) and published again as soon as Redis answers,
     by a background thread of this process and by the sweep."""
-    from .tasks import analyse_item
-
     try:
-        analyse_item.apply_async(
+        current_app.send_task(
+            ANALYSE_TASK,
             args=[str(item.pk)],
             queue=item.queue_name,
             retry=True,
