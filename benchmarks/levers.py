@@ -25,8 +25,9 @@ import torch
 
 from ml.faces import FaceBox, RetinaFaceDetector, crop_face, iou
 from ml.media import frame_indices, load_image, probe, sample_frames
+from ml.models import fold_batchnorm
 from ml.onnx_embedder import EmbedModule, OnnxEmbedder
-from ml.pipeline import DEFAULT_FRAMES, Analyser, fold_batchnorm
+from ml.pipeline import DEFAULT_FRAMES, Analyser
 from ml.registry import load_image_model
 from ml.synthetic_inputs import DEFAULT_KEY_INTERVAL, SPECS, build_input
 from ml.transforms import to_tensor

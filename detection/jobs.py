@@ -19,10 +19,13 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from ml.results import AnalysisResult
 
 from .models import Face, Item
 from .signals import analysis_finished
@@ -33,6 +36,9 @@ logger = logging.getLogger(__name__)
 # --- Enqueueing --------------------------------------------------------------------------------------
 
 
+# The analysis task (detection.tasks.analyse_item), published by name: tasks imports this module, so this one
+# does not import tasks. The worker applies the task's own time limits and acknowledgement settings.
+ANALYSE_TASK = "detection.analyse_item"
 # Shown as the item's stage while its job could not be published (Redis down); cleared once it is.
 WAITING_FOR_QUEUE = "waiting for the queue (delayed)"
 # While publishing fails, this process tries again after 1 s, then doubling up to this many seconds.
@@ -43,10 +49,9 @@ def enqueue(item: Item) -> bool:
     """Send the item's job to its queue. Returns False if Redis is down: the item is then marked unpublished
     (enqueued_at empty, the stage says the queue is delayed) and published again as soon as Redis answers,
     by a background thread of this process and by the sweep."""
-    from .tasks import analyse_item
-
     try:
-        analyse_item.apply_async(
+        current_app.send_task(
+            ANALYSE_TASK,
             args=[str(item.pk)],
             queue=item.queue_name,
             retry=True,
@@ -314,33 +319,33 @@ def _artifact(item: Item, artifacts_path: Path, name: Any) -> str:
     return f"{item.artifacts_dir}/{name}"
 
 
-def store_result(item_id: Any, result: dict, artifacts_path: Path) -> Item:
+def store_result(item_id: Any, result: AnalysisResult, artifacts_path: Path) -> Item:
     """Save the pipeline's result: verdict, score, model, faces and (inside `result`) the timeline."""
-    verdict = result.get("verdict")
+    verdict = result["verdict"]
     if verdict not in Item.Verdict.values:
         raise ValueError(f"pipeline returned an unknown verdict {verdict!r}")
-    probability = result.get("fake_probability")
+    probability = result["fake_probability"]
     with transaction.atomic():
         item = Item.objects.select_for_update().get(pk=item_id)
         faces = [
             Face(
                 item=item,
-                track=int(face.get("track", index)),
-                box=[float(v) for v in face.get("box", [])][:4],
-                frames=[int(f) for f in face.get("frames", [])],
-                fake_probability=float(face["fake_probability"]),
+                track=face["track"],
+                box=[float(v) for v in face["box"]][:4],
+                frames=list(face["frames"]),
+                fake_probability=face["fake_probability"],
                 thumbnail=_artifact(item, artifacts_path, face.get("thumbnail")),
                 heatmap=_artifact(item, artifacts_path, face.get("heatmap")),
             )
-            for index, face in enumerate(result.get("faces") or [])
+            for face in result["faces"]
         ]
         item.faces.all().delete()
         Face.objects.bulk_create(faces)
         item.result = result
         item.verdict = verdict
-        item.fake_probability = None if probability is None else float(probability)
-        item.uncertain_reasons = list(result.get("uncertain_reasons") or [])
-        item.model_version = str(result.get("model", ""))[:128]
+        item.fake_probability = probability
+        item.uncertain_reasons = list(result["uncertain_reasons"])
+        item.model_version = result["model"][:128]
         item.status = Item.Status.DONE
         item.stage = "done"
         item.progress = 100

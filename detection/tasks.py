@@ -40,7 +40,7 @@ def max_rechecks() -> int:
 
 @shared_task(
     bind=True,
-    name="detection.analyse_item",
+    name=jobs.ANALYSE_TASK,
     # Acknowledge only after the job ends, so a worker that dies mid-job leaves the message to be
     # delivered again (after the broker's visibility timeout, or at once if only the pool child died).
     acks_late=True,

@@ -9,14 +9,13 @@ application = get_wsgi_application()
 
 def import_request_path() -> None:
     """Do now what the first upload would do lazily, about 3-7 s on a busy two-core machine: import the
-    URLconf (every view, form and the API), the upload probe's libraries (OpenCV, NumPy, Pillow), the task
-    module and Celery's Redis transport, and build the URL and task tables. Under `gunicorn --preload`
+    URLconf (every view, form and the API), the upload probe's libraries (OpenCV, NumPy, Pillow) and
+    Celery's Redis transport, and build the URL and task tables. Under `gunicorn --preload`
     this runs once in the master and the forked workers share it; otherwise each worker does it as it
     boots, before it takes a request. Nothing here opens a connection: a socket opened before the fork
     would be shared by every worker."""
     from django.urls import get_resolver, reverse
 
-    from detection import tasks  # noqa: F401 (enqueue imports it on the first upload)
     from detection.forms import import_media_probe
 
     from .celery import app

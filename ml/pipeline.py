@@ -8,10 +8,12 @@ the clip is as suspicious as its most suspicious track. Per-frame image scores m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -19,14 +21,22 @@ import torch
 
 from ml.clip_model import ClipScores
 from ml.errors import MediaError, MissingWeightsError
-from ml.faces import DEFAULT_DETECTOR, VIDEO_DETECT_MAX_SIDE, FaceBox, crop_face, get_detector
+from ml.faces import (
+    DEFAULT_DETECTOR,
+    VIDEO_DETECT_MAX_SIDE,
+    FaceBox,
+    FaceDetector,
+    crop_face,
+    get_detector,
+)
 from ml.features import track_steps
 from ml.gradcam import grad_cam, overlay
 from ml.media import DEFAULT_FRAMES, MediaInfo, load_image, prefetch, probe, sample_frames
 from ml.metrics import sigmoid
-from ml.models import embed_batched
+from ml.models import embed_batched, fold_batchnorm
 from ml.onnx_embedder import make_onnx_embedder
 from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
+from ml.results import AnalysisResult, FaceArtifacts, FaceResult, TimelinePoint
 from ml.runtime import configured_threads
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
 from ml.verdict import FaceEvidence
@@ -48,10 +58,33 @@ def _no_progress(stage: str, fraction: float) -> None:
     return None
 
 
+class _Views(TypedDict, total=False):
+    """A photo face's evidence beyond its score (FaceEvidence's keyword arguments)."""
+
+    view_probabilities: list[float]
+    embeddings: np.ndarray
+
+
+@dataclass
+class Detection:
+    """One face in one sampled frame: its box (the very object the face tracks hold), the model input crop,
+    and on the CNN path the image model's embedding of that crop."""
+
+    box: FaceBox
+    crop: np.ndarray
+    embedding: torch.Tensor | None = None
+
+
+def track_detections(track: FaceTrack, found: dict[int, list[Detection]]) -> list[Detection]:
+    """A track's detections in its order, from each sampled frame's (`found`, by frame index)."""
+    steps = zip(track.frame_indices, track.boxes, strict=True)
+    return [next(d for d in found[frame] if d.box is box) for frame, box in steps]
+
+
 @dataclass
 class TrackResult:
     track: FaceTrack
-    crops: list[np.ndarray] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)  # one per step of the track
     frame_probs: list[float] = field(default_factory=list)
     fake_probability: float = 0.0
     scored_steps: list[int] = field(default_factory=list)  # which crops frame_probs are of
@@ -60,6 +93,10 @@ class TrackResult:
     @property
     def scored_frames(self) -> list[int]:
         return [self.track.frame_indices[i] for i in self.scored_steps]
+
+    @cached_property
+    def crops(self) -> list[np.ndarray]:
+        return [d.crop for d in self.detections]
 
 
 class Analyser:
@@ -124,13 +161,26 @@ class Analyser:
         self.timings: dict[str, float] = {}
 
     def deciding_card(self, video: bool) -> ModelCard:
-        """The card of the model whose probability the verdict reads: the CLIP probe when loaded."""
-        return self.clip_card or (self.video_card if video else self.image_card)
+        """The card of the model whose probability the verdict reads: the CLIP probe when loaded.
+
+        Raises MissingWeightsError for a video when neither the CLIP probe nor a video model is loaded."""
+        card = self.clip_card or (self.video_card if video else self.image_card)
+        if card is None:
+            assert self._video_missing is not None  # set whenever the video model failed to load
+            raise self._video_missing
+        return card
 
     # ------------------------------------------------------------ shared pieces
 
     def _timed(self, stage: str, seconds: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def _stage(self, stage: str) -> Iterator[None]:
+        """Adds the seconds the block takes to timings[stage] (a stage may run many times per file)."""
+        started = time.perf_counter()
+        yield
+        self._timed(stage, time.perf_counter() - started)
 
     def _embed(self, faces: list[np.ndarray]) -> torch.Tensor:
         """Pooled CNN features for a list of crops, batched."""
@@ -149,7 +199,7 @@ class Analyser:
         with torch.inference_mode():
             return self.image_card.calibrated(self.image_model.classify_embedding(emb)).cpu().tolist()
 
-    def _write_artifacts(self, face: np.ndarray, name: str, artifacts_dir: Path | None) -> dict:
+    def _write_artifacts(self, face: np.ndarray, name: str, artifacts_dir: Path | None) -> FaceArtifacts:
         """Thumbnail and heatmap files of a face.
 
         The heatmap is Grad-CAM of the fine-tuned CNN whichever model decides: on forgeries with known
@@ -162,7 +212,7 @@ class Analyser:
         write_image(
             artifacts_dir / thumb, cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
         )
-        out = {"thumbnail": thumb}
+        out: FaceArtifacts = {"thumbnail": thumb}
         if self.heatmaps and hasattr(self.image_model, "classify_embedding"):
             cam = grad_cam(self.image_model, face, self.image_card.input_size)
             heat = f"{name}_heatmap.png"
@@ -174,7 +224,7 @@ class Analyser:
 
     def analyse(
         self, path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None
-    ) -> dict:
+    ) -> AnalysisResult:
         """Analyse one file; returns the stable result dict (see `ml predict --json`).
 
         Raises MediaError for files that are not analysable media.
@@ -204,10 +254,10 @@ class Analyser:
         kind: str,
         card: ModelCard,
         prob: float | None,
-        faces: list[dict],
-        timeline: list[dict],
-        evidence: list[FaceEvidence] = (),
-    ) -> dict:
+        faces: list[FaceResult],
+        timeline: list[TimelinePoint],
+        evidence: Sequence[FaceEvidence] = (),
+    ) -> AnalysisResult:
         rule = card.verdict_rule()
         # The one call that weighs the doubts (ml.verdict). Embeddings are the deciding model's (the CLIP
         # probe's input) or, on the CNN path, the image model's, whose card holds their statistics.
@@ -225,64 +275,67 @@ class Analyser:
             "threshold": rule.threshold,
             "uncertain_band": [rule.uncertain_low, rule.uncertain_high],
             "known_limits": card.known_limits,
+            "seconds": 0.0,  # analyse() sets these two once the whole file is done
+            "timings": {},
         }
 
     def _analyse_image(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
-    ) -> dict:
-        t = time.perf_counter()
-        rgb = load_image(path, info)  # probe() has validated it: decode once more, not twice
-        self._timed("decode", time.perf_counter() - t)
+    ) -> AnalysisResult:
+        with self._stage("decode"):
+            rgb = load_image(path, info)  # probe() has validated it: decode once more, not twice
         progress("detecting faces", 0.2)
-        t = time.perf_counter()
-        boxes = self.detector.detect(rgb)
-        self._timed("detect", time.perf_counter() - t)
+        with self._stage("detect"):
+            boxes = self.detector.detect(rgb)
         card = self.deciding_card(video=False)
         if not boxes:
             return self._result(path, "image", card, None, [], [])
         progress("scoring faces", 0.5)
-        t = time.perf_counter()
-        size = self.image_card.input_size
-        crops = [crop_face(rgb, b, size) for b in boxes]
-        self._timed("crop", time.perf_counter() - t)
+        with self._stage("crop"):
+            size = self.image_card.input_size
+            crops = [crop_face(rgb, b, size) for b in boxes]
         if self.clip is not None:
             probs, features = self._clip_probs(crops)
-            views = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
+            views: list[_Views] = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
         else:
             probs, views = self._cnn_photo_probs(crops)
         progress("writing results", 0.8)
-        t = time.perf_counter()
-        faces = []
-        for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
-            face = {"track": i, "box": box.as_list(), "frames": [0], "fake_probability": round(p, 4)}
-            face.update(self._write_artifacts(crop, f"face_{i}", artifacts_dir))
-            faces.append(face)
-        self._timed("write", time.perf_counter() - t)
+        with self._stage("write"):
+            faces: list[FaceResult] = []
+            for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
+                face: FaceResult = {
+                    "track": i,
+                    "box": box.as_list(),
+                    "frames": [0],
+                    "fake_probability": round(p, 4),
+                    **self._write_artifacts(crop, f"face_{i}", artifacts_dir),
+                    "uncertain_reasons": [],  # _result fills them in
+                }
+                faces.append(face)
         evidence = [
             FaceEvidence(p, box.w, box.h, crop, **view)
             for box, crop, p, view in zip(boxes, crops, probs, views, strict=True)
         ]
         return self._result(path, "image", card, max(probs), faces, [], evidence)
 
-    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[dict]]:
+    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[_Views]]:
         """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit;
         and per crop both views' probabilities and embeddings (what ml.uncertainty weighs)."""
-        t = time.perf_counter()
-        emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
-        with torch.inference_mode():
-            view_logits = self.image_model.classify_embedding(emb).float().view(2, len(crops))
-            probs = self.image_card.calibrated(view_logits.mean(0)).cpu().tolist()
-            view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
-        self._timed("cnn", time.perf_counter() - t)
+        with self._stage("cnn"):
+            emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
+            with torch.inference_mode():
+                view_logits = self.image_model.classify_embedding(emb).float().view(2, len(crops))
+                probs = self.image_card.calibrated(view_logits.mean(0)).cpu().tolist()
+                view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
         view_emb = emb.view(2, len(crops), -1).cpu().numpy()
-        views = [{"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)]
+        views: list[_Views] = [
+            {"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)
+        ]
         return probs, views
 
     def _clip_scores(self, crops: list[np.ndarray]) -> ClipScores:
-        t = time.perf_counter()
-        scores = self.clip.score(crops)
-        self._timed("clip", time.perf_counter() - t)
-        return scores
+        with self._stage("clip"):
+            return self.clip.score(crops)
 
     def _clip_probs(self, crops: list[np.ndarray]) -> tuple[list[float], np.ndarray]:
         """The CLIP probe's calibrated probability per crop, and its features."""
@@ -291,52 +344,50 @@ class Analyser:
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
-    ) -> dict:
-        if self.clip is None and self.video_model is None:
-            raise self._video_missing
-        card = self.deciding_card(video=True)
-        detections, crop_of, embedding_of, times = self._detect_video(path, info, progress)
+    ) -> AnalysisResult:
+        card = self.deciding_card(video=True)  # raises if no model can score a video
+        detections, found, times = self._detect_video(path, info, progress)
         tracks = build_tracks(detections)
         if not tracks:
             return self._result(path, "video", card, None, [], [])
         progress("scoring faces", 0.7)
-        results = [TrackResult(track, [crop_of[id(b)] for b in track.boxes]) for track in tracks]
+        results = [TrackResult(track, track_detections(track, found)) for track in tracks]
         if self.clip is not None:
             self._score_tracks_clip(results)
         else:
-            self._score_tracks_lstm(results, embedding_of)
+            self._score_tracks_lstm(results)
         progress("writing results", 0.9)
-        t = time.perf_counter()
-        faces = [self._video_face(tr, artifacts_dir) for tr in results]
-        timeline = video_timeline(results, times)
-        self._timed("write", time.perf_counter() - t)
+        with self._stage("write"):
+            faces = [self._video_face(tr, artifacts_dir) for tr in results]
+            timeline = video_timeline(results, times)
         clip = max(tr.fake_probability for tr in results)
-        evidence = [track_evidence(tr, embedding_of) for tr in results]
+        evidence = [track_evidence(tr) for tr in results]
         return self._result(path, "video", card, clip, faces, timeline, evidence)
 
-    def _detect_video(self, path: Path, info: MediaInfo, progress: Progress):
-        """Sampled frames -> face boxes (sparse detection), their crops, and (CNN path) their embeddings.
+    def _detect_video(
+        self, path: Path, info: MediaInfo, progress: Progress
+    ) -> tuple[list[tuple[int, list[FaceBox]]], dict[int, list[Detection]], dict[int, float]]:
+        """Sampled frames -> face boxes (sparse detection) for build_tracks, each frame's Detections (crops
+        and, CNN path, embeddings) by frame index, and each frame's time.
 
         Frames are decoded ahead in a background thread while this one detects and embeds faces; the
         detector runs on a subset of them (detect_sparse) and is timed where it runs, so "decode" is what
-        is left of waiting for the next frame. Crops are keyed by id() of the FaceBox: tracks hold the very
-        same objects.
+        is left of waiting for the next frame.
         """
         size = self.image_card.input_size
         detections: list[tuple[int, list[FaceBox]]] = []
-        crop_of: dict[int, np.ndarray] = {}
-        embedding_of: dict[int, torch.Tensor] = {}
-        unembedded: list[FaceBox] = []
+        found: dict[int, list[Detection]] = {}
+        unembedded: list[Detection] = []
         times: dict[int, float] = {}
         embed_all = self.clip is None  # the CLIP path scores a few chosen crops per track, later
 
         def embed_pending() -> None:
-            t = time.perf_counter()
-            if unembedded:
-                embeddings = self._embed([crop_of[id(b)] for b in unembedded])
-                embedding_of.update((id(b), e) for b, e in zip(unembedded, embeddings, strict=True))
-                unembedded.clear()
-            self._timed("cnn", time.perf_counter() - t)
+            with self._stage("cnn"):
+                if unembedded:
+                    embeddings = self._embed([d.crop for d in unembedded])
+                    for detection, embedding in zip(unembedded, embeddings, strict=True):
+                        detection.embedding = embedding
+                    unembedded.clear()
 
         frames = prefetch(sample_frames(path, self.frames, self.sampling, info=info))
         n_expected = max(1, min(self.frames, info.frame_count))
@@ -346,44 +397,42 @@ class Analyser:
             t = time.perf_counter()
             detect_before = self.timings.get("detect", 0.0)
             item = next(stream, None)
-            t1 = time.perf_counter()
-            self._timed("decode", t1 - t - (self.timings.get("detect", 0.0) - detect_before))
+            # the detector is timed as it runs: the rest of the wait is for the decoder thread
+            self._timed("decode", time.perf_counter() - t - (self.timings.get("detect", 0.0) - detect_before))
             if item is None:
                 break
             frame, boxes, ran_detector = item
             self.detector_runs += ran_detector
-            # crop now and drop the frame: memory stays flat however long the clip is
-            for box in boxes:
-                crop_of[id(box)] = crop_face(frame.rgb, box, size)
-            detections.append((frame.index, boxes))
-            times[frame.index] = frame.time
-            self._timed("crop", time.perf_counter() - t1)
+            with self._stage("crop"):
+                # crop now and drop the frame: memory stays flat however long the clip is
+                found[frame.index] = [Detection(box, crop_face(frame.rgb, box, size)) for box in boxes]
+                detections.append((frame.index, boxes))
+                times[frame.index] = frame.time
             if embed_all:
-                unembedded.extend(boxes)
+                unembedded.extend(found[frame.index])
                 if len(unembedded) >= self.embed_batch:
                     embed_pending()
             progress("detecting faces", 0.05 + 0.6 * len(detections) / n_expected)
         if embed_all:
             embed_pending()
-        return detections, crop_of, embedding_of, times
+        return detections, found, times
 
-    def _score_tracks_lstm(self, results: list[TrackResult], embedding_of: dict[int, torch.Tensor]) -> None:
+    def _score_tracks_lstm(self, results: list[TrackResult]) -> None:
         """CNN probability of every frame, and the LSTM's over each whole track."""
-        t = time.perf_counter()
-        emb = torch.stack([embedding_of[id(b)] for tr in results for b in tr.track.boxes])
-        frame_probs = self._image_probs(emb)
-        self._timed("cnn", time.perf_counter() - t)
-        t = time.perf_counter()
+        with self._stage("cnn"):
+            emb = torch.stack([d.embedding for tr in results for d in tr.detections])
+            frame_probs = self._image_probs(emb)
+        model, card = self.video_model, self.video_card
+        assert model is not None and card is not None  # deciding_card has checked there is one
         offset = 0
-        with torch.inference_mode():
+        with self._stage("lstm"), torch.inference_mode():
             for tr in results:
                 n = len(tr.crops)
                 tr.frame_probs = frame_probs[offset : offset + n]
                 tr.scored_steps = list(range(n))
-                logit = self.video_model(emb[offset : offset + n][None])
-                tr.fake_probability = float(self.video_card.calibrated(logit)[0])
+                logit = model(emb[offset : offset + n][None])
+                tr.fake_probability = float(card.calibrated(logit)[0])
                 offset += n
-        self._timed("lstm", time.perf_counter() - t)
 
     def _score_tracks_clip(self, results: list[TrackResult]) -> None:
         """CLIP probe on a few frames per track; the track's score is its frames' mean logit, calibrated.
@@ -408,19 +457,19 @@ class Analyser:
             )[0]
             offset += n
 
-    def _video_face(self, tr: TrackResult, artifacts_dir: Path | None) -> dict:
+    def _video_face(self, tr: TrackResult, artifacts_dir: Path | None) -> FaceResult:
         best = representative_step(tr)
-        face = {
+        name = f"face_{tr.track.track_id}"
+        return {
             "track": tr.track.track_id,
             "box": tr.track.boxes[best].as_list(),
             "frames": tr.track.frame_indices,
             "fake_probability": round(tr.fake_probability, 4),
             "frame_probabilities": [round(p, 4) for p in tr.frame_probs],
             "scored_frames": tr.scored_frames,
+            **self._write_artifacts(tr.crops[best], name, artifacts_dir),
+            "uncertain_reasons": [],  # _result fills them in
         }
-        name = f"face_{tr.track.track_id}"
-        face.update(self._write_artifacts(tr.crops[best], name, artifacts_dir))
-        return face
 
 
 def representative_step(tr: TrackResult) -> int:
@@ -428,12 +477,12 @@ def representative_step(tr: TrackResult) -> int:
     return tr.track.representative_index(tr.scored_steps or None)
 
 
-def track_evidence(tr: TrackResult, embedding_of: dict[int, torch.Tensor]) -> FaceEvidence:
+def track_evidence(tr: TrackResult) -> FaceEvidence:
     """What ml.verdict weighs for a track: its representative face, its frames' scores and the deciding
     model's features of its scored frames (CLIP path) or the image model's embedding of every frame."""
     best = representative_step(tr)  # the face _video_face shows
     box = tr.track.boxes[best]
-    rows = [embedding_of[id(b)] for b in tr.track.boxes if id(b) in embedding_of]
+    rows = [d.embedding for d in tr.detections if d.embedding is not None]
     embeddings = torch.stack(rows).float().cpu().numpy() if rows else tr.features
     return FaceEvidence(tr.fake_probability, box.w, box.h, tr.crops[best], tr.frame_probs, (), embeddings)
 
@@ -452,7 +501,7 @@ def calibrate(logits: np.ndarray, temperature: float) -> list[float]:
     return sigmoid(np.asarray(logits, np.float64) / temperature).tolist()
 
 
-def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[dict]:
+def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[TimelinePoint]:
     """One point per scored frame: the most suspicious face in it."""
     per_frame: dict[int, float] = {}
     for tr in results:
@@ -467,8 +516,9 @@ def video_timeline(results: list[TrackResult], times: dict[int, float]) -> list[
 class _TimedDetector:
     """A detector that reports the seconds each call takes to `record("detect", seconds)`."""
 
-    def __init__(self, detector, record: Callable[[str, float], None]):
+    def __init__(self, detector: FaceDetector, record: Callable[[str, float], None]):
         self.detector = detector
+        self.name = detector.name
         self.record = record
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
@@ -479,34 +529,14 @@ class _TimedDetector:
             self.record("detect", time.perf_counter() - t)
 
 
-def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
-    """Fold every BatchNorm2d that directly follows a Conv2d in a Sequential into the conv (in place).
-
-    Inference only (running statistics are frozen in eval mode): the same outputs to float rounding, one
-    layer fewer per block; MobileNetV2 embeds ~1.3x faster on CPU. Grad-CAM still works (it needs the
-    last activations, not the BatchNorms).
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    for module in list(model.modules()):
-        if not isinstance(module, torch.nn.Sequential):
-            continue
-        names = list(module._modules)
-        for first, second in zip(names, names[1:], strict=False):
-            conv, norm = module._modules[first], module._modules[second]
-            foldable = isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d)
-            if foldable and not norm.training:
-                module._modules[first] = fuse_conv_bn_eval(conv, norm)
-                module._modules[second] = torch.nn.Identity()
-    return model
-
-
 @cache
 def get_analyser(**options) -> Analyser:
     """The process-wide analyser (models load once per worker process, not once per job)."""
     return Analyser(**options)
 
 
-def analyse(path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None) -> dict:
+def analyse(
+    path: str | Path, artifacts_dir: Path | None = None, progress: Progress | None = None
+) -> AnalysisResult:
     """Analyse a photo or a video with the default models; see Analyser.analyse."""
     return get_analyser().analyse(path, artifacts_dir=artifacts_dir, progress=progress)

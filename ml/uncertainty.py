@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ml.results import UncertainReason
+
 # A face whose shorter box side is below this many pixels of the original photo or frame is upscaled more
 # than 3.5x to reach the 224 px model input: what the model then sees is interpolation, not skin. Under 1 %
 # of the training photos' faces are that small (percentiles 1 / 50 / 99: 65 / 159 / 269 px, every 4th
@@ -47,7 +49,7 @@ class Reason:
     code: str
     text: str
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> UncertainReason:
         return {"code": self.code, "text": self.text}
 
 

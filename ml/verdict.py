@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ml import uncertainty as u
+from ml.results import Strength, VerdictFields
 
 VERDICTS = ("real", "fake", "uncertain", "no_face")
 
@@ -46,9 +47,9 @@ class Judgement:
     fake_probability: float | None
     reasons: list[u.Reason] = field(default_factory=list)
     face_reasons: list[list[u.Reason]] = field(default_factory=list)
-    strength: dict | None = None
+    strength: Strength | None = None
 
-    def as_result(self) -> dict:
+    def as_result(self) -> VerdictFields:
         return {
             "verdict": self.verdict,
             "uncertain": self.verdict == "uncertain",  # kept from the first JSON contract
@@ -72,7 +73,7 @@ class VerdictRule:
             return "no_face"
         return "fake" if fake_probability >= self.threshold else "real"
 
-    def strength(self, fake_probability: float) -> dict:
+    def strength(self, fake_probability: float) -> Strength:
         """The calibrated chance the score's side is right, and its level (weak / moderate / strong)."""
         chance = fake_probability if fake_probability >= self.threshold else 1 - fake_probability
         level = next(name for bound, name in STRENGTH_LEVELS if chance >= bound)

@@ -236,15 +236,18 @@ def test_sweep_republishes_jobs_queued_too_long(make_item, no_publish, settings)
     assert no_publish == [str(lost.pk)]
 
 
+def test_enqueue_publishes_the_analysis_task_by_its_registered_name():
+    assert jobs.ANALYSE_TASK == analyse_item.name
+
+
 def test_enqueue_with_redis_down_keeps_the_item_queued(make_item, monkeypatch):
-    from detection.tasks import analyse_item
     from detector_site.celery import app
 
     # Publish over a connection to a dead broker, leaving the app's own (cached) pools untouched:
     # changing the app's broker URL would leave later tests in this process with a broken pool.
     dead = app.connection_for_write("redis://127.0.0.1:1/0")  # nothing listens on port 1
-    publish = analyse_item.apply_async
-    monkeypatch.setattr(analyse_item, "apply_async", lambda *a, **kw: publish(*a, connection=dead, **kw))
+    publish = app.send_task
+    monkeypatch.setattr(app, "send_task", lambda *a, **kw: publish(*a, connection=dead, **kw))
     item = make_item()
     assert jobs.enqueue(item) is False
     item.refresh_from_db()

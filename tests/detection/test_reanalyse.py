@@ -9,8 +9,9 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from detection import jobs
 from detection.models import Item, Review
-from detection.tasks import analyse_item
+from detector_site.celery import app
 
 pytestmark = pytest.mark.django_db
 
@@ -19,9 +20,12 @@ pytestmark = pytest.mark.django_db
 def published(monkeypatch):
     """The real enqueue runs; only the publish to Redis is recorded instead (item id, queue)."""
     calls = []
-    monkeypatch.setattr(
-        analyse_item, "apply_async", lambda args, queue, **kwargs: calls.append((args[0], queue))
-    )
+
+    def send_task(name, args, queue, **kwargs):
+        assert name == jobs.ANALYSE_TASK
+        calls.append((args[0], queue))
+
+    monkeypatch.setattr(app, "send_task", send_task)
     return calls
 
 
