@@ -22,7 +22,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from ml.results import AnalysisResult
@@ -355,19 +355,21 @@ def store_result(item_id: Any, result: AnalysisResult, artifacts_path: Path) -> 
     return item
 
 
+def fail_where(items: QuerySet[Item], reason: str, now: datetime | None = None) -> int:
+    """The one writer of the FAILED transition: end the matching rows' jobs with a reason the owner can
+    read; returns how many rows it changed (the callers' conditions decide which may fail)."""
+    return items.update(status=Item.Status.FAILED, error=reason, stage="", finished_at=now or timezone.now())
+
+
 def _fail(item: Item, reason: str) -> None:
-    item.status = Item.Status.FAILED
-    item.error = reason
-    item.stage = ""
-    item.finished_at = timezone.now()
-    item.save(update_fields=["status", "error", "stage", "finished_at"])
+    now = timezone.now()
+    fail_where(Item.objects.filter(pk=item.pk), reason, now)
+    item.status, item.error, item.stage, item.finished_at = Item.Status.FAILED, reason, "", now
 
 
 def mark_failed(item_id: Any, reason: str) -> None:
     """End the job FAILED with a reason the owner can read. A finished result is never overwritten."""
-    Item.objects.filter(pk=item_id).exclude(status=Item.Status.DONE).update(
-        status=Item.Status.FAILED, error=reason, stage="", finished_at=timezone.now()
-    )
+    fail_where(Item.objects.filter(pk=item_id).exclude(status=Item.Status.DONE), reason)
 
 
 def mark_retrying(item_id: Any, reason: str) -> None:
@@ -418,13 +420,11 @@ def sweep_stale_jobs(now: datetime | None = None) -> SweepReport:
             pk=item.pk, status=Item.Status.RUNNING, heartbeat_at=item.heartbeat_at
         )
         if item.attempts >= settings.JOB_MAX_ATTEMPTS:
-            if unchanged.update(
-                status=Item.Status.FAILED,
-                stage="",
-                finished_at=now,
-                error=f"The worker stopped responding {item.attempts} times while analysing this file, "
-                "so it was given up.",
-            ):
+            reason = (
+                f"The worker stopped responding {item.attempts} times while analysing this file, "
+                "so it was given up."
+            )
+            if fail_where(unchanged, reason, now):
                 report.failed_stale.append(str(item.pk))
                 analysis_finished.send(sender=Item, item_id=str(item.pk))
         elif unchanged.update(

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from ml.clip_model import ClipScores
+from ml.clip_model import ClipDetector, ClipScores
 from ml.errors import MediaError, MissingWeightsError
 from ml.faces import (
     DEFAULT_DETECTOR,
@@ -333,14 +333,20 @@ class Analyser:
         ]
         return probs, views
 
+    @property
+    def _loaded_clip(self) -> tuple[ClipDetector, ModelCard]:
+        """The CLIP probe and its card: the paths that call this run only when one is loaded."""
+        assert self.clip is not None and self.clip_card is not None, "no CLIP probe is loaded"
+        return self.clip, self.clip_card
+
     def _clip_scores(self, crops: list[np.ndarray]) -> ClipScores:
         with self._stage("clip"):
-            return self.clip.score(crops)
+            return self._loaded_clip[0].score(crops)
 
     def _clip_probs(self, crops: list[np.ndarray]) -> tuple[list[float], np.ndarray]:
         """The CLIP probe's calibrated probability per crop, and its features."""
         scores = self._clip_scores(crops)
-        return calibrate(scores.logits, self.clip_card.temperature), scores.features
+        return calibrate(scores.logits, self._loaded_clip[1].temperature), scores.features
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress
@@ -438,8 +444,10 @@ class Analyser:
         """CLIP probe on a few frames per track; the track's score is its frames' mean logit, calibrated.
 
         The timeline shows exactly these frames, so the chart and the clip verdict tell one story: the clip
-        score is the (calibrated) mean of the points drawn, not a separate model's opinion.
+        score is the mean of the points drawn, calibrated as they are (the card's video temperature), so
+        it always lies between the lowest and the highest point and not beside them.
         """
+        video_temperature = self._loaded_clip[1].video_temperature
         per_track = max(2, min(CLIP_FRAMES_PER_TRACK, CLIP_FRAMES_PER_CLIP // len(results)))
         for tr in results:
             tr.scored_steps = track_steps(len(tr.crops), per_track)
@@ -451,10 +459,8 @@ class Analyser:
             n = len(tr.scored_steps)
             track_logits = logits[offset : offset + n]
             tr.features = scores.features[offset : offset + n]
-            tr.frame_probs = calibrate(track_logits, self.clip_card.temperature)
-            tr.fake_probability = calibrate(
-                np.array([track_logits.mean()]), self.clip_card.video_temperature
-            )[0]
+            tr.frame_probs = calibrate(track_logits, video_temperature)
+            tr.fake_probability = calibrate(np.array([track_logits.mean()]), video_temperature)[0]
             offset += n
 
     def _video_face(self, tr: TrackResult, artifacts_dir: Path | None) -> FaceResult:
