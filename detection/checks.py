@@ -38,6 +38,16 @@ def check_job_and_review_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="detection.E010",
             )
         )
+    if visibility <= settings.JOB_HARD_TIME_LIMIT:
+        errors.append(
+            Error(
+                f"BROKER_VISIBILITY_TIMEOUT ({visibility} s) must exceed the longest a job may run "
+                f"(JOB_SOFT_TIME_LIMIT + 60 = {settings.JOB_HARD_TIME_LIMIT} s)",
+                hint="Otherwise Redis hands a job that is still running to a second worker, and that copy "
+                "uses up one of the file's attempts.",
+                id="detection.E012",
+            )
+        )
     if settings.JOB_HEARTBEAT_SECONDS >= settings.JOB_STALE_SECONDS:
         errors.append(
             Error(

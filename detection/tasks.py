@@ -35,7 +35,7 @@ DISK_FULL_MESSAGE = (
 
 def max_rechecks() -> int:
     """Enough stale-heartbeat re-checks to outlast the longest job a live worker can be running."""
-    return (settings.JOB_SOFT_TIME_LIMIT + 60) // max(1, settings.JOB_STALE_SECONDS) + 2
+    return settings.JOB_HARD_TIME_LIMIT // max(1, settings.JOB_STALE_SECONDS) + 2
 
 
 @shared_task(
@@ -48,7 +48,7 @@ def max_rechecks() -> int:
     # Retries are bounded by Item.attempts (crashes and errors together), not by Celery's counter.
     max_retries=None,
     soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
-    time_limit=settings.JOB_SOFT_TIME_LIMIT + 60,
+    time_limit=settings.JOB_HARD_TIME_LIMIT,
 )
 def analyse_item(
     self, item_id: str, rechecks: int = 0, db_retries: int = 0, interrupted_run: str | None = None

@@ -275,9 +275,12 @@ CELERY_TASK_DEFAULT_QUEUE = "images"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A message that is delivered but not acknowledged within this many seconds (the worker died) goes back
-# on the queue. It must exceed JOB_STALE_SECONDS so a redelivered job finds its heartbeat stale.
+# on the queue. It must exceed the longest a job may run (JOB_HARD_TIME_LIMIT, a system check says so):
+# at 900 s Redis handed a video job still running at 15 minutes to a second worker, whose copy counted an
+# attempt. Recovery from a dead worker does not wait for it: the sweep re-queues a job whose heartbeat is
+# JOB_STALE_SECONDS old.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 900),
+    "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600),
     # How often a worker looks for such expired deliveries (kombu scans every interval * throttle s).
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 3,
@@ -299,6 +302,8 @@ JOB_REQUEUE_SECONDS = env_int("JOB_REQUEUE_SECONDS", 600)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
 JOB_RETRY_DELAY_SECONDS = env_int("JOB_RETRY_DELAY_SECONDS", 5)
 JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 1800)
+# After the soft limit the job has this long to record its failure before the worker kills it.
+JOB_HARD_TIME_LIMIT = JOB_SOFT_TIME_LIMIT + 60
 JOB_SWEEP_INTERVAL_SECONDS = env_int("JOB_SWEEP_INTERVAL_SECONDS", 60)
 
 CELERY_TASK_ROUTES = {"detection.sweep_stale_jobs": {"queue": "images"}}

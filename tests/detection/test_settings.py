@@ -112,7 +112,8 @@ def test_a_number_that_is_not_one_stops_the_site(tmp_path):
 @pytest.mark.parametrize(
     "overrides, error_id",
     [
-        ({"JOB_STALE_SECONDS": 900}, "detection.E010"),  # visibility timeout in tests is 8 s
+        ({"JOB_STALE_SECONDS": 4000}, "detection.E010"),
+        ({"JOB_HARD_TIME_LIMIT": 4000}, "detection.E012"),
         ({"JOB_HEARTBEAT_SECONDS": 10, "JOB_STALE_SECONDS": 5}, "detection.E011"),
         ({"MAX_FILES_PER_UPLOAD": 0}, "detection.E014"),
     ],
@@ -120,6 +121,11 @@ def test_a_number_that_is_not_one_stops_the_site(tmp_path):
 def test_settings_invariants_are_system_checks(settings, overrides, error_id):
     from detection.checks import check_job_and_review_settings
 
+    # The production default (the test settings' 8 s would already break E012, silenced there).
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "visibility_timeout": 3600,
+    }
     assert check_job_and_review_settings() == []
     for name, value in overrides.items():
         setattr(settings, name, value)
