@@ -276,9 +276,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A message that is delivered but not acknowledged within this many seconds (the worker died) goes back
 # on the queue. It must exceed the longest a job may run (JOB_HARD_TIME_LIMIT, a system check says so):
-# at 900 s Redis handed a video job still running at 15 minutes to a second worker, whose copy counted an
-# attempt. Recovery from a dead worker does not wait for it: the sweep re-queues a job whose heartbeat is
-# JOB_STALE_SECONDS old.
+# with the former 900 s, a job still running after 15 minutes would be handed to a second worker, and that
+# copy counts an attempt (the fault tests' 8 s show it). Recovery from a dead worker does not wait for it:
+# the sweep re-queues a job whose heartbeat is JOB_STALE_SECONDS old.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600),
     # How often a worker looks for such expired deliveries (kombu scans every interval * throttle s).
