@@ -168,8 +168,9 @@ class Item(models.Model):
 
     @property
     def clip_summary(self) -> dict | None:
-        """How a video's score is formed: the clip model's reading of its most suspicious face track,
-        beside the median of that track's per-frame scores (what the chart shows)."""
+        """How a video's score is formed from its most suspicious face track: the mean of the frames the
+        chart shows (`rule` "frame_mean", the CLIP path), or the clip model's reading beside the median of
+        the per-frame scores ("sequence_model", the LSTM path and results stored before the key existed)."""
         faces = [f for f in (self.result or {}).get("faces") or [] if f.get("frame_probabilities")]
         if self.kind != self.Kind.VIDEO or not faces:
             return None
@@ -183,6 +184,9 @@ class Item(models.Model):
             "frames": len(frames),
             "score_percent": round(top["fake_probability"] * 100, 1),
             "frame_median_percent": round(median * 100, 1),
+            "frame_low_percent": round(frames[0] * 100, 1),
+            "frame_high_percent": round(frames[-1] * 100, 1),
+            "rule": (self.result or {}).get("video_score", "sequence_model"),
         }
 
     @property

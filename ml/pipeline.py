@@ -368,7 +368,9 @@ class Analyser:
             timeline = video_timeline(results, times)
         clip = max(tr.fake_probability for tr in results)
         evidence = [track_evidence(tr) for tr in results]
-        return self._result(path, "video", card, clip, faces, timeline, evidence)
+        result = self._result(path, "video", card, clip, faces, timeline, evidence)
+        result["video_score"] = "frame_mean" if self.clip is not None else "sequence_model"
+        return result
 
     def _detect_video(
         self, path: Path, info: MediaInfo, progress: Progress

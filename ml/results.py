@@ -74,3 +74,7 @@ class AnalysisResult(VerdictFields):
     known_limits: list[dict[str, str]]  # from the card: what / measured / command (ml.loso.known_limits)
     seconds: float
     timings: dict[str, float]  # seconds per pipeline stage
+    # A video's: how a track's score is formed from its frames. "frame_mean": the CLIP probe's frame
+    # logits averaged and calibrated (the chart's points, calibrated the same way); "sequence_model": the
+    # LSTM's reading of all the frames, beside the photo model's per-frame scores.
+    video_score: NotRequired[str]

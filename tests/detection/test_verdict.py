@@ -126,6 +126,30 @@ def test_video_page_says_how_the_clip_score_is_formed_from_frames(alice_client, 
     assert "The two models disagree." in html
 
 
+def test_video_page_says_the_clip_score_is_the_average_of_the_points_on_the_clip_path(
+    alice_client, make_item
+):
+    frames = [0.62, 0.70, 0.81, 0.66]
+    timeline = [{"frame": i * 8, "time": i * 0.8, "fake_probability": p} for i, p in enumerate(frames)]
+    face = {"track": 0, "fake_probability": 0.71, "frame_probabilities": frames}
+    item = done(
+        make_item,
+        "fake",
+        0.71,
+        kind="video",
+        name="clip.mp4",
+        timeline=timeline,
+        faces=[face],
+        video_score="frame_mean",
+    )
+    explained = alice_client.get(item.get_absolute_url()).content.decode()
+    explained = explained[explained.index('id="clip-explained"') :]
+    assert "average of the 4 points of face 1" in explained
+    assert "between the lowest (62.0%) and the highest (81.0%)" in explained
+    # Not the LSTM path's story of two models that may disagree.
+    assert "photo model" not in explained.split("</p>")[0]
+
+
 def _tiny_face_photo(tmp_path: Path, face_image_path: Path) -> Path:
     image = Image.open(face_image_path)
     small = image.resize((image.width * 35 // 100, image.height * 35 // 100), Image.Resampling.LANCZOS)

@@ -92,6 +92,7 @@ def test_video_score_is_the_calibrated_mean_of_the_frames_the_chart_shows(analys
     probs = face["frame_probabilities"]
     assert min(probs) - 1e-4 <= face["fake_probability"] <= max(probs) + 1e-4
     assert result["fake_probability"] == face["fake_probability"]
+    assert result["video_score"] == "frame_mean"
 
 
 def test_no_clip_falls_back_to_the_cnn_and_lstm(clip_registry, face_video):
@@ -100,3 +101,4 @@ def test_no_clip_falls_back_to_the_cnn_and_lstm(clip_registry, face_video):
     result = Analyser(registry=clip_registry, use_clip=False).analyse(face_video)
     assert result["model"].startswith("video-lstm")
     assert len(result["faces"][0]["frame_probabilities"]) == len(result["faces"][0]["frames"])
+    assert result["video_score"] == "sequence_model"
