@@ -9,9 +9,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from .forms import StagedUpload
 from .jobs import enqueue_after_commit, unpublished
 from .models import Item, Review, original_upload_path
+from .staging import StagedUpload
 
 
 @dataclass

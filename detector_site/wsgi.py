@@ -16,7 +16,7 @@ def import_request_path() -> None:
     would be shared by every worker."""
     from django.urls import get_resolver, reverse
 
-    from detection.forms import import_media_probe
+    from detection.staging import import_media_probe
 
     from .celery import app
 

@@ -264,7 +264,7 @@ def _save(img: Image.Image, fmt: str) -> bytes:
 
 
 def display_name_of(case: Case) -> str:
-    """The name the site shows for the case's file (detection.forms.display_name)."""
-    from detection.forms import display_name
+    """The name the site shows for the case's file (detection.staging.display_name)."""
+    from detection.staging import display_name
 
     return display_name(case.name)

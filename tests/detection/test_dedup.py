@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from detection import jobs, services
-from detection.forms import StagedUpload
 from detection.models import Item
+from detection.staging import StagedUpload
 
 from .conftest import image_bytes
 

@@ -125,7 +125,7 @@ def test_no_file_at_all():
 
 def test_the_refusal_names_every_type_the_pipeline_takes():
     """The one list is ml.file_types; the sentence a refused uploader reads has to keep up with it."""
-    from detection.forms import SUPPORTED_TYPES_TEXT
+    from detection.staging import SUPPORTED_TYPES_TEXT
     from ml.file_types import MEDIA_EXTENSIONS
 
     named = {"jpg": "jpeg"}  # the text says JPEG once for both spellings

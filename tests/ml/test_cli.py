@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,13 +57,38 @@ def test_evaluate_prints_the_seeds_metrics(tmp_path, face_jpg, noface_png):
     assert (tmp_path / "roc.png").exists()
 
 
+def _listed(stdout: str) -> dict[str, tuple[str, bool]]:
+    """`ml models` rows read back, by name: {ref: (task, marked as a default)}."""
+    rows = [line for line in stdout.splitlines() if line[:2] in ("* ", "  ")]
+    return {line[2:].split()[0]: (line[2:].split()[1], line[0] == "*") for line in rows}
+
+
 def test_models_lists_the_defaults():
     proc = _run("models")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     from ml.registry import default_refs
 
-    starred = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("*")}
-    assert starred == set(default_refs().values()) and {"image", "video", "clip"} <= set(default_refs())
+    marked = {ref: task for ref, (task, default) in _listed(proc.stdout).items() if default}
+    assert marked == {ref: task for task, ref in default_refs().items()}
+    assert {"image", "video", "clip"} <= set(marked.values())
+
+
+def test_models_marks_the_model_defaults_json_names_not_another_version(tmp_path):
+    """The test picks the defaults (each task's first card, so an older version where there are two) and
+    checks every row by name: a mark by name alone, or on the newest version, would fail here."""
+    from ml.registry import WEIGHTS_DIR, list_cards
+
+    registry = shutil.copytree(WEIGHTS_DIR, tmp_path / "registry")
+    cards = list_cards(registry)
+    chosen: dict[str, str] = {}
+    for card in cards:
+        chosen.setdefault(card.task, card.ref)
+    assert len(cards) > len(chosen), "needs a card that is not a default, to tell the rows apart"
+    (registry / "defaults.json").write_text(json.dumps(chosen))
+
+    proc = _run("models", "--registry", str(registry))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _listed(proc.stdout) == {card.ref: (card.task, card.ref in chosen.values()) for card in cards}
 
 
 def test_train_starts_from_the_task_preset_and_puts_the_flags_on_top():

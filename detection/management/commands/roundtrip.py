@@ -16,8 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
 from django.urls import reverse
 
-from detection.forms import human_size
 from detection.models import Item
+from detection.staging import human_size
 
 POLL_SECONDS = 0.05
 
