@@ -4,9 +4,9 @@
 
 For val photos and val clips (a clip's score is its mean frame logit, as in the product) it prints the ECE
 after temperature scaling fitted on that split (what the card reports), the ECE a perfectly calibrated
-model with the same probabilities would show on that many items (`ml.metrics.ece_floor`, mean and 5-95 %
-over label draws), and the out-of-sample ECE of two calibrations, each fitted on every item but one and
-applied to that one: the temperature (what ships) and Platt scaling (a scale and a bias).
+model with the same probabilities would show on that many items (`ml.metrics.calibrated_eces`, mean and
+5-95 % over 2000 label draws), and the out-of-sample ECE of two calibrations, each fitted on every item
+but one and applied to that one: the temperature (what ships) and Platt scaling (a scale and a bias).
 The probe is the recipe's (`ml/configs/clip_default.json`), fitted on the cached training features.
 """
 
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from ml.metrics import expected_calibration_error, fit_temperature, sigmoid
-from ml.train_clip import ClipTrainConfig, fit, gather, track_logits
+from benchmarks.loso import CONFIGS, clip_features
+from ml.metrics import calibrated_eces, expected_calibration_error, fit_temperature, sigmoid
+from ml.train_clip import ClipTrainConfig, fit, track_logits
 
-CONFIG = Path(__file__).resolve().parents[1] / "ml" / "configs" / "clip_default.json"
 Calibrator = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
 
 
@@ -45,19 +45,13 @@ def leave_one_out_ece(logits: np.ndarray, labels: np.ndarray, calibrator: Calibr
     return expected_calibration_error(labels, probs)
 
 
-def floor_spread(probs: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 5-95 % of the ECE of labels drawn from `probs` (ml.metrics.ece_floor is the mean)."""
-    rng = np.random.default_rng(seed)
-    eces = [expected_calibration_error(rng.random(len(probs)) < probs, probs) for _ in range(draws)]
-    return float(np.mean(eces)), *(float(v) for v in np.percentile(eces, [5, 95]))
-
-
 def report(name: str, logits: np.ndarray, labels: np.ndarray) -> str:
     shipped = temperature(logits, labels)(logits)
-    mean, low, high = floor_spread(shipped)
+    perfect = calibrated_eces(shipped, draws=2000)
+    low, high = np.percentile(perfect, [5, 95])
     return (
         f"{name:12s} n={len(labels):4d} ece={expected_calibration_error(labels, shipped):.3f} "
-        f"perfect_model_ece={mean:.3f} ({low:.3f}-{high:.3f}) "
+        f"perfect_model_ece={perfect.mean():.3f} ({low:.3f}-{high:.3f}) "
         f"loo_ece_temperature={leave_one_out_ece(logits, labels, temperature):.3f} "
         f"loo_ece_platt={leave_one_out_ece(logits, labels, platt):.3f}"
     )
@@ -66,18 +60,14 @@ def report(name: str, logits: np.ndarray, labels: np.ndarray) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--features", type=Path, default=Path("cache/features"), help="CLIP feature stores")
-    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--cache", type=Path, default=Path("cache/crops"), help="face-crop cache, shared")
+    parser.add_argument("--config", type=Path, default=CONFIGS / "clip_default.json")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"error: {args.data} not found (the research media is not part of the repository)")
         return 2
-    from ml.clip_encoder import ClipEncoder
-    from ml.features import clip_stores
-
     cfg = ClipTrainConfig(**json.loads(args.config.read_text()))
-    stores = clip_stores(args.features, cfg.seed)
-    features = gather(args.data, args.features, stores, ClipEncoder().feature_rows, cfg, print)
+    features = clip_features(args.data, args.cache, cfg, splits=("train", "val"))
     probe = fit(features, cfg)
     photos = features["val_photos"]
     print(report("val photos", probe.logits(photos.x), photos.y))

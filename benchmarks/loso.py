@@ -91,11 +91,12 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def clip_features(data: Path, cache: Path, cfg: ClipTrainConfig, log=print) -> dict:
-    """Every split's feature rows for the recipe `cfg` (embedding only what the stores lack)."""
-    return gather(
-        data, cache, clip_stores(cache, cfg.seed), ClipEncoder().feature_rows, cfg, log, splits=SPLITS
-    )
+def clip_features(
+    data: Path, cache: Path, cfg: ClipTrainConfig, log=print, splits: tuple[str, ...] = SPLITS
+) -> dict:
+    """The feature rows of `splits` (every split by default) for the recipe `cfg`, embedding only what the
+    stores beside the crop cache `cache` lack."""
+    return gather(data, cache, clip_stores(cache, cfg.seed), ClipEncoder().feature_rows, cfg, log, splits)
 
 
 def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, features: dict | None = None) -> list:

@@ -48,21 +48,25 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
 
 def ece_floor(probs: np.ndarray, bins: int = 10, draws: int = 1000, seed: int = 0) -> float:
     """The ECE a perfectly calibrated model with these probabilities would show on this many items: the
-    mean over `draws` label sets drawn from the probabilities themselves.
+    mean of `calibrated_eces`.
 
     ECE on few items is mostly sampling noise: on 37 clips a perfect model averages about 0.12, so a
     measured ECE below this floor says calibration is as good as the split can show, not that it is bad."""
+    return float(calibrated_eces(probs, bins, draws, seed).mean()) if np.size(probs) else float("nan")
+
+
+def calibrated_eces(probs: np.ndarray, bins: int = 10, draws: int = 1000, seed: int = 0) -> np.ndarray:
+    """The ECE of each of `draws` label sets drawn from the probabilities themselves (labels a perfectly
+    calibrated model would meet), binned as expected_calibration_error bins."""
     probs = np.asarray(probs, dtype=float)
-    if probs.size == 0:
-        return float("nan")
     labels = np.random.default_rng(seed).random((draws, probs.size)) < probs
     edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.searchsorted(edges, probs, side="right") - 1, 0, bins - 1)  # as the ECE bins them
-    total = np.zeros(draws)
+    which = np.clip(np.searchsorted(edges, probs, side="right") - 1, 0, bins - 1)
+    eces = np.zeros(draws)
     for b in np.unique(which):
         in_bin = which == b
-        total += in_bin.mean() * np.abs(labels[:, in_bin].mean(axis=1) - probs[in_bin].mean())
-    return float(total.mean())
+        eces += in_bin.mean() * np.abs(labels[:, in_bin].mean(axis=1) - probs[in_bin].mean())
+    return eces
 
 
 def verdict_confidence(probs: np.ndarray, threshold: float, abstained: np.ndarray) -> np.ndarray:
