@@ -50,10 +50,10 @@ from ml.loso import (
     summary_line,
 )
 from ml.metrics import fit_temperature, sigmoid
-from ml.probe import select
+from ml.probe import HEADS, select
 from ml.registry import default_ref, find_card, record_metrics
 from ml.sources import read_manifest
-from ml.train_clip import ClipTrainConfig, face_stats, fit, gather, source_name
+from ml.train_clip import ClipTrainConfig, face_stats, fit, gather, source_name, track_logits
 from ml.uncertainty import out_of_distribution
 
 SPLITS = ("train", "val", "test")
@@ -192,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FEATURE",
         help="clip: the recipe with each probe input (cls, L8, L6+L9+cls ...: ml.probe.FEATURE_SLICES)",
     )
-    parser.add_argument("--c", type=float, nargs="+", help="clip, --compare-features: each probe C too")
+    parser.add_argument(
+        "--c", type=float, nargs="+", help="clip, --compare-features: each linear probe C too"
+    )
+    parser.add_argument(
+        "--heads", nargs="+", choices=HEADS, help="clip, --compare-features: each probe head too (ml.probe)"
+    )
     parser.add_argument("--per-family", type=int, default=320, help="clip: forgeries per family (ablation)")
     parser.add_argument("--task", choices=["image", "video"], help="finetune: which model")
     parser.add_argument("--holdout", nargs="+", help="finetune: file-name prefixes of the held-out source")
@@ -224,27 +229,42 @@ def main(argv: list[str] | None = None) -> int:
     return finetune_row(args)
 
 
-def _variant_line(label: str, results: list) -> str:
+def _variant_line(label: str, results: list, extra: str = "") -> str:
     """One row of a comparison table: the source rows' mean and worst AUC, and the synthetic rows' mean."""
     rows = [r for r in results if not r.row.startswith("synth_")]
     synth = [r.auc for r in results if r.row.startswith("synth_")]
     worst = min(rows, key=lambda r: r.auc)
     synth_mean = f"{np.mean(synth):.3f}" if synth else "-"
     mean = np.mean([r.auc for r in rows])
-    return f"| {label} | {len(rows)} | {mean:.3f} | {worst.auc:.3f} | {worst.row} | {synth_mean} |"
+    return f"| {label} | {len(rows)} | {mean:.3f} | {worst.auc:.3f} | {worst.row} | {synth_mean} |{extra}"
+
+
+def in_domain_aucs(features: dict, cfg: ClipTrainConfig) -> tuple[float, float]:
+    """Test-split AUC of photos and of clips (mean frame logit) for the probe fitted on every training row:
+    the in-domain figures beside the held-out ones, from the same cached features."""
+    probe = fit(features, cfg)
+    photos = features["test_photos"]
+    clip_logits, clip_labels = track_logits(probe, features["test_frames"])
+    return auc_or_nan(photos.y, probe.logits(photos.x)), auc_or_nan(clip_labels, clip_logits)
 
 
 def compare_features(args: argparse.Namespace) -> int:
     """Which CLIP output the probe should read, by leave-one-source-out (features are embedded once)."""
     base = ClipTrainConfig(**json.loads(args.config.read_text()))
     features = clip_features(args.data, Path(args.cache), base)  # the probe's input does not change them
-    print("| probe input, C | source rows | mean AUC | worst AUC | worst row | synthetic rows |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| probe input, head | source rows | mean AUC | worst AUC | worst row | synthetic rows "
+        "| test photos AUC | test clips AUC |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for feature in args.compare_features:
-        for c in args.c or [base.c]:
-            cfg = replace(base, feature=feature, c=c)
-            results = clip_rows(args.data, Path(args.cache), cfg, features)
-            print(_variant_line(f"{feature}, {c:g}", results), flush=True)
+        for head in args.heads or [base.head]:
+            for c in (args.c or [base.c]) if head == "linear" else [base.c]:
+                cfg = replace(base, feature=feature, head=head, c=c)
+                results = clip_rows(args.data, Path(args.cache), cfg, features)
+                label = f"{feature}, linear C={c:g}" if head == "linear" else f"{feature}, {head}"
+                photos, clips = in_domain_aucs(features, cfg)
+                print(_variant_line(label, results, f" {photos:.3f} | {clips:.3f} |"), flush=True)
     return 0
 
 

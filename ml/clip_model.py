@@ -1,12 +1,12 @@
-"""The CLIP detector: frozen CLIP ViT-B/16 image features of each face crop and a linear probe on them.
+"""The CLIP detector: frozen CLIP ViT-B/16 image features of each face crop and a small probe on them.
 
 Chosen by leave-one-source-out (see the card and `python -m benchmarks.loso`): a frozen representation
 trained on 400M image-text pairs carries fewer traces of any one generator or face-swap tool than a CNN
 fine-tuned on a few thousand faces. The probe's weights are the registry's `<name>-<version>.npz`.
 
-Where it looked: the probe is linear on CLS tokens, and each block's patch tokens live in the same space as
-its CLS token, so the probe applied to each of the 14x14 patch tokens gives a map of which patches read as
-fake.
+Where it looked: the probe reads CLS tokens, and each block's patch tokens live in the same space as its
+CLS token, so the probe applied to each of the 14x14 patch tokens gives a map of which patches read as fake
+(measured, and not shown: README, "Where the heatmap points").
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ml.clip_encoder import LAYERS, ROW_DIM, ClipEncoder
-from ml.probe import FEATURE_SLICES, LinearProbe, feature_parts, select
+from ml.probe import FEATURE_SLICES, Probe, feature_parts, select
 
 PATCH_GRID = 14
 
@@ -32,7 +32,7 @@ class ClipScores:
 class ClipDetector:
     """Encoder + probe; `score` gives raw logits (the card's temperatures calibrate them)."""
 
-    def __init__(self, probe: LinearProbe, encoder: ClipEncoder | None = None):
+    def __init__(self, probe: Probe, encoder: ClipEncoder | None = None):
         self.probe = probe
         self.encoder = encoder or ClipEncoder()
 

@@ -20,7 +20,7 @@ import torch
 from ml.backbones import BACKBONES, DEFAULT_BACKBONE, sha256_file, verify_backbone_weights
 from ml.errors import MissingWeightsError
 from ml.models import TrackLSTM, build_image_model
-from ml.probe import LinearProbe
+from ml.probe import Probe, probe_from_arrays
 from ml.verdict import VerdictRule
 
 if TYPE_CHECKING:
@@ -131,8 +131,8 @@ def save_model(model: torch.nn.Module, card: ModelCard, directory: Path, set_def
     return weights
 
 
-def save_probe(probe: LinearProbe, card: ModelCard, directory: Path, set_default: bool = False) -> Path:
-    """Write a linear probe's arrays (`<stem>.npz`) and its card with their SHA-256."""
+def save_probe(probe: Probe, card: ModelCard, directory: Path, set_default: bool = False) -> Path:
+    """Write a probe's arrays (`<stem>.npz`) and its card with their SHA-256."""
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{card.stem}.npz"
     np.savez(weights, **probe.to_arrays())
@@ -204,7 +204,7 @@ def load_clip_model(ref: str | None = None, directory: Path | None = None) -> tu
     directory = directory or registry_dir()
     card = find_card(ref or default_ref("clip", directory), directory)
     with np.load(_verified_weights(card, directory)) as arrays:
-        probe = LinearProbe.from_arrays(dict(arrays), card.probe["feature"], card.probe["l2"])
+        probe = probe_from_arrays(dict(arrays), card.probe)
     return ClipDetector(probe), card
 
 

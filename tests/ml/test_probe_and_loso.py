@@ -12,7 +12,16 @@ from ml.clip_encoder import EMBED_DIM, ROW_DIM
 from ml.dataset import inner_crop
 from ml.features import EmbeddingStore, fill, track_steps
 from ml.loso import RowResult, abstains, selective_lines, split_row, summary_line
-from ml.probe import FEATURE_SLICES, LinearProbe, feature_parts, fit_probe, select
+from ml.probe import (
+    FEATURE_SLICES,
+    LinearProbe,
+    MlpProbe,
+    feature_parts,
+    fit_mlp_probe,
+    fit_probe,
+    probe_from_arrays,
+    select,
+)
 from ml.sources import MediaRecord, source_group
 from ml.train_clip import ClipTrainConfig, Features, fit, keep_photo, source_name, track_logits
 
@@ -34,6 +43,32 @@ def test_probe_separates_what_is_separable_and_survives_its_arrays():
     assert (logits[y == 1] > 0).mean() > 0.9 and (logits[y == 0] < 0).mean() > 0.9
     again = LinearProbe.from_arrays(probe.to_arrays(), "cls", True)
     np.testing.assert_allclose(again.logits(x), logits, rtol=1e-9)
+
+
+def test_mlp_probe_learns_what_no_line_separates_and_survives_its_arrays():
+    rng = np.random.default_rng(2)
+    x = np.zeros((600, WIDTH), np.float32)  # constant elsewhere: standardised to zero
+    a, b = EMBED_DIM, EMBED_DIM + 1  # two CLS dimensions whose signs agree on real, disagree on fake
+    x[:, a] = rng.choice([-3.0, 3.0], 600) + rng.normal(0, 0.3, 600)
+    x[:, b] = rng.choice([-3.0, 3.0], 600) + rng.normal(0, 0.3, 600)
+    y = (np.sign(x[:, a]) != np.sign(x[:, b])).astype(int)
+    fit_rows, held_out = np.arange(600) < 400, np.arange(600) >= 400
+    mlp = fit_mlp_probe(x[fit_rows], y[fit_rows], feature="cls", hidden=16, alpha=0.01, iterations=200)
+    linear = fit_probe(x[fit_rows], y[fit_rows], feature="cls")
+    assert ((mlp.logits(x[held_out]) > 0) == y[held_out]).mean() > 0.9
+    assert ((linear.logits(x[held_out]) > 0) == y[held_out]).mean() < 0.7
+    again = probe_from_arrays(mlp.to_arrays(), {"feature": "cls", "l2": True, "head": "mlp"})
+    assert isinstance(again, MlpProbe)
+    np.testing.assert_allclose(again.logits(x), mlp.logits(x), rtol=1e-9)
+
+
+def test_cards_without_a_head_load_the_linear_probe_and_unknown_heads_fail():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([_features(rng, 50, 0.0), _features(rng, 50, 1.5)])
+    probe = fit_probe(x, np.r_[np.zeros(50), np.ones(50)], feature="cls")
+    assert isinstance(probe_from_arrays(probe.to_arrays(), {"feature": "cls", "l2": True}), LinearProbe)
+    with pytest.raises(ValueError, match="unknown probe head"):
+        probe_from_arrays(probe.to_arrays(), {"feature": "cls", "l2": True, "head": "forest"})
 
 
 def test_probe_reads_the_named_blocks_each_normalised_on_its_own():
@@ -191,3 +226,17 @@ def test_an_unfamiliar_held_out_item_abstains_as_the_product_does():
     assert "decided=0.750" in before and "confidently_wrong=0.250" in before
     assert "decided=0.500" in after and "confidently_wrong=0.000" in after
     assert selective_lines([flagged], band)[2].endswith("| 0.25 |")
+
+
+def test_the_recipe_names_the_head_it_fits():
+    rng = np.random.default_rng(4)
+    x = np.concatenate([_features(rng, 60, 0.0), _features(rng, 60, 1.5)])
+    keys = [f"f{i}.jpg" for i in range(120)]
+    features = {
+        "train_photos": Features(x, np.r_[np.zeros(60), np.ones(60)].astype(int), keys),
+        "train_frames": Features(x[:0], np.zeros(0, int), []),
+    }
+    assert isinstance(fit(features, ClipTrainConfig(feature="cls")), MlpProbe)  # the shipped default
+    assert isinstance(fit(features, ClipTrainConfig(feature="cls", head="linear")), LinearProbe)
+    with pytest.raises(ValueError, match="unknown probe head"):
+        fit(features, ClipTrainConfig(feature="cls", head="forest"))
