@@ -4,7 +4,7 @@
 
 Steps: cut and cache face crops (`ml.dataset`), embed them once into a feature store (`ml.features`; CLIP
 costs ~0.2-0.7 s a crop on 2 cores, so the two largest photo sources are thinned by a fixed hash of the file
-name), make forgeries of real training faces by `ml.synth` family and embed those, fit a logistic probe,
+name), make forgeries of real training faces by `ml.synth` family and embed those, fit the probe (`head`),
 then fit two temperatures on the val split (one for a face, one for a track's mean frame logit).
 """
 
