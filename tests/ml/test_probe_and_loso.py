@@ -1,4 +1,4 @@
-"""The probes (linear and MLP), the feature store, the manifest's source groups and the leave-one-source-out split."""
+"""The probes (linear and MLP), the feature store, the manifest's source groups and the LOSO split."""
 
 from __future__ import annotations
 
