@@ -250,7 +250,8 @@ def test_detector_and_frames_come_from_the_ml_constants():
 @pytest.mark.parametrize(
     ("preset", "config_class"),
     [("image_default.json", "ImageTrainConfig"), ("video_default.json", "VideoTrainConfig"),
-     ("image_synth.json", "ImageTrainConfig"), ("clip_default.json", "ClipTrainConfig")],
+     ("image_synth.json", "ImageTrainConfig"), ("clip_default.json", "ClipTrainConfig"),
+     ("clip_dfdc_unthinned.json", "ClipTrainConfig")],
 )  # fmt: skip
 def test_a_preset_names_only_where_it_departs_from_the_dataclass_defaults(preset, config_class):
     # one place for each default: a value written again in the preset could drift from the dataclass's
