@@ -52,7 +52,7 @@ from ml.loso import (
 from ml.metrics import fit_temperature, sigmoid
 from ml.probe import HEADS, select
 from ml.registry import default_ref, find_card, record_metrics
-from ml.sources import read_manifest
+from ml.sources import read_manifest, source_groups
 from ml.train_clip import ClipTrainConfig, face_stats, fit, gather, source_name, track_logits
 from ml.uncertainty import out_of_distribution
 
@@ -117,7 +117,8 @@ def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, features: dict | No
         for row, held in rows.items()
     ]
     results += [
-        synth_row(features, cfg, family, records["images"], rows_of) for family in cfg.synth_per_family
+        synth_row(features, cfg, family, records["images"], rows_of, group_of)
+        for family in cfg.synth_per_family
     ]
     return results
 
@@ -129,7 +130,7 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
     def is_held(key: str) -> bool:
         return group_of.get(source_name(key)) in held
 
-    probe = fit(features, cfg, drop=is_held)
+    probe = fit(features, cfg, drop=is_held, group_of=group_of)
     _, evaluation = split_row(records, held)
     result = score_row(row, evaluation, lambda recs: clip_scores(probe, recs, rows_of))
     val = [r for r in records if r.split == "val" and r.group not in held]
@@ -147,9 +148,9 @@ def clip_scores(probe, records, rows_of) -> np.ndarray:
     return np.array([probe.logits(np.stack(rows_of[r.path.name])).mean() for r in records])
 
 
-def synth_row(features, cfg, family: str, photos, rows_of):
+def synth_row(features, cfg, family: str, photos, rows_of, group_of):
     """A synthetic family held out: trained without it, scored on its forgeries against the test reals."""
-    probe = fit(features, cfg, drop=lambda key: key.startswith(f"synth/{family}/"))
+    probe = fit(features, cfg, drop=lambda key: key.startswith(f"synth/{family}/"), group_of=group_of)
     synth = features["train_synth"]
     mine = np.array([k.startswith(f"synth/{family}/") for k in synth.keys])
     reals = [r for r in photos if r.split == "test" and r.label == 0]
@@ -198,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--heads", nargs="+", choices=HEADS, help="clip, --compare-features: each probe head too (ml.probe)"
     )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="JSON",
+        help="clip: the recipe with each set of overrides: '{}' '{\"balance\": true}' ...",
+    )
     parser.add_argument("--per-family", type=int, default=320, help="clip: forgeries per family (ablation)")
     parser.add_argument("--task", choices=["image", "video"], help="finetune: which model")
     parser.add_argument("--holdout", nargs="+", help="finetune: file-name prefixes of the held-out source")
@@ -214,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         return ablate_families(args)
     if args.model == "clip" and args.compare_features:
         return compare_features(args)
+    if args.model == "clip" and args.compare:
+        return compare_overrides(args)
     if args.model == "clip":
         cfg = ClipTrainConfig(**json.loads(args.config.read_text()))
         results = clip_rows(args.data, Path(args.cache), cfg)
@@ -239,33 +248,55 @@ def _variant_line(label: str, results: list, extra: str = "") -> str:
     return f"| {label} | {len(rows)} | {mean:.3f} | {worst.auc:.3f} | {worst.row} | {synth_mean} |{extra}"
 
 
-def in_domain_aucs(features: dict, cfg: ClipTrainConfig) -> tuple[float, float]:
+def in_domain_aucs(features: dict, cfg: ClipTrainConfig, group_of: dict[str, str]) -> tuple[float, float]:
     """Test-split AUC of photos and of clips (mean frame logit) for the probe fitted on every training row:
     the in-domain figures beside the held-out ones, from the same cached features."""
-    probe = fit(features, cfg)
+    probe = fit(features, cfg, group_of=group_of)
     photos = features["test_photos"]
     clip_logits, clip_labels = track_logits(probe, features["test_frames"])
     return auc_or_nan(photos.y, probe.logits(photos.x)), auc_or_nan(clip_labels, clip_logits)
 
 
-def compare_features(args: argparse.Namespace) -> int:
-    """Which CLIP output the probe should read, by leave-one-source-out (features are embedded once)."""
-    base = ClipTrainConfig(**json.loads(args.config.read_text()))
-    features = clip_features(args.data, Path(args.cache), base)  # the probe's input does not change them
+# What `gather` reads of a recipe: variants that change none of these share one set of feature rows.
+GATHER_FIELDS = ("thin_photos", "frames_per_track", "video_frames", "synth_per_family", "resaved", "seed")
+
+
+def compare_variants(args: argparse.Namespace, variants: list[tuple[str, ClipTrainConfig]]) -> int:
+    """Each recipe's LOSO line and its in-domain test AUCs; rows are embedded once per set of forgeries."""
+    cache, group_of = Path(args.cache), source_groups(args.data)
+    shared: dict[tuple, dict] = {}
     print(
-        "| probe input, head | source rows | mean AUC | worst AUC | worst row | synthetic rows "
+        "| recipe | source rows | mean AUC | worst AUC | worst row | synthetic rows "
         "| test photos AUC | test clips AUC |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    for label, cfg in variants:
+        what = tuple(repr(getattr(cfg, f)) for f in GATHER_FIELDS)
+        if what not in shared:
+            shared[what] = clip_features(args.data, cache, cfg)
+        features = shared[what]
+        results = clip_rows(args.data, cache, cfg, features)
+        photos, clips = in_domain_aucs(features, cfg, group_of)
+        print(_variant_line(label, results, f" {photos:.3f} | {clips:.3f} |"), flush=True)
+    return 0
+
+
+def compare_features(args: argparse.Namespace) -> int:
+    """Which CLIP output the probe should read, by leave-one-source-out (features are embedded once)."""
+    base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    variants = []
     for feature in args.compare_features:
         for head in args.heads or [base.head]:
             for c in (args.c or [base.c]) if head == "linear" else [base.c]:
-                cfg = replace(base, feature=feature, head=head, c=c)
-                results = clip_rows(args.data, Path(args.cache), cfg, features)
                 label = f"{feature}, linear C={c:g}" if head == "linear" else f"{feature}, {head}"
-                photos, clips = in_domain_aucs(features, cfg)
-                print(_variant_line(label, results, f" {photos:.3f} | {clips:.3f} |"), flush=True)
-    return 0
+                variants.append((label, replace(base, feature=feature, head=head, c=c)))
+    return compare_variants(args, variants)
+
+
+def compare_overrides(args: argparse.Namespace) -> int:
+    """The recipe with each JSON set of overrides (`{}` is the recipe itself)."""
+    base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    return compare_variants(args, [(o, replace(base, **json.loads(o))) for o in args.compare])
 
 
 def ablate_families(args: argparse.Namespace) -> int:

@@ -8,8 +8,9 @@ inference is a few arrays, saved in the registry beside the card; no sklearn obj
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -25,7 +26,6 @@ FEATURE_SLICES = {
     },
 }
 ALIASES = {"both": "embed+cls"}
-HEADS = ("linear", "mlp")
 
 
 def feature_parts(feature: str) -> list[str]:
@@ -130,13 +130,38 @@ class MlpProbe:
                    f64("out_weight"), out_bias)  # fmt: skip
 
 
+@dataclass
+class EnsembleProbe:
+    """Several heads of one kind on the same input, fitted with different seeds; their logits averaged."""
+
+    members: list[Probe]
+
+    @property
+    def feature(self) -> str:
+        return self.members[0].feature
+
+    @property
+    def l2(self) -> bool:
+        return self.members[0].l2
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return np.mean([m.logits(features) for m in self.members], axis=0)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {f"m{i}.{k}": v for i, m in enumerate(self.members) for k, v in m.to_arrays().items()}
+
+
 def probe_from_arrays(arrays: dict[str, np.ndarray], settings: dict) -> Probe:
-    """The probe a card's `probe` settings describe (cards before the MLP head name none: linear)."""
-    head = settings.get("head", "linear")
-    kind = {"linear": LinearProbe, "mlp": MlpProbe}.get(head)
-    if kind is None:
-        raise ValueError(f"unknown probe head {head!r}; known: {HEADS}")
-    return kind.from_arrays(arrays, settings["feature"], settings["l2"])
+    """The probe a card's `probe` settings describe (cards before the MLP head name none: linear; cards
+    before ensembles name no `members`: one head, its arrays unprefixed)."""
+    load = head_kind(settings.get("head", "linear")).load
+    members = int(settings.get("members", 1))
+    if members == 1:
+        return load(arrays, settings["feature"], settings["l2"])
+    parts = [
+        {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"m{i}.")} for i in range(members)
+    ]
+    return EnsembleProbe([load(a, settings["feature"], settings["l2"]) for a in parts])
 
 
 def _standardised(features: np.ndarray, feature: str, l2: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,6 +196,7 @@ def fit_mlp_probe(
     alpha: float = 1.0,
     iterations: int = 60,
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> MlpProbe:
     """One hidden layer trained with Adam for a fixed number of passes, L2 penalty `alpha`.
 
@@ -184,6 +210,57 @@ def fit_mlp_probe(
     model = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=iterations, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(x, labels)
+        model.fit(x, labels, sample_weight=sample_weight)
     (w1, w2), (b1, b2) = model.coefs_, model.intercepts_
     return MlpProbe(feature, l2, mean, scale, w1.copy(), b1.copy(), w2[:, 0].copy(), float(b2[0]))
+
+
+class HeadConfig(Protocol):
+    """What `fit_head` reads of a training recipe (`ml.train_clip.ClipTrainConfig` is one)."""
+
+    feature: str
+    l2: bool
+    head: str
+    c: float
+    hidden: int
+    alpha: float
+    iterations: int
+    members: int
+    seed: int
+
+
+class HeadKind(NamedTuple):
+    load: Callable[[dict[str, np.ndarray], str, bool], Probe]
+    fit: Callable[[np.ndarray, np.ndarray, HeadConfig, int, np.ndarray | None], Probe]
+
+
+HEADS: dict[str, HeadKind] = {
+    "linear": HeadKind(
+        LinearProbe.from_arrays, lambda x, y, cfg, seed, w: fit_probe(x, y, cfg.feature, cfg.l2, cfg.c, w)
+    ),
+    "mlp": HeadKind(
+        MlpProbe.from_arrays,
+        lambda x, y, cfg, seed, w: fit_mlp_probe(
+            x, y, cfg.feature, cfg.l2, cfg.hidden, cfg.alpha, cfg.iterations, seed, w
+        ),
+    ),
+}
+
+
+def head_kind(head: str) -> HeadKind:
+    if head not in HEADS:
+        raise ValueError(f"unknown probe head {head!r}; known: {sorted(HEADS)}")
+    return HEADS[head]
+
+
+def fit_head(
+    features: np.ndarray, labels: np.ndarray, cfg: HeadConfig, sample_weight: np.ndarray | None = None
+) -> Probe:
+    """The one place a recipe's head is fitted: `cfg.members` heads of kind `cfg.head` (seeds `cfg.seed`
+    on), one probe when `members` is 1."""
+    fit_one = head_kind(cfg.head).fit
+    if cfg.members == 1:
+        return fit_one(features, labels, cfg, cfg.seed, sample_weight)
+    return EnsembleProbe(
+        [fit_one(features, labels, cfg, cfg.seed + i, sample_weight) for i in range(cfg.members)]
+    )

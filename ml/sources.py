@@ -52,3 +52,8 @@ def read_manifest(data: Path, kind: str) -> list[MediaRecord]:
                 )
             )
     return records
+
+
+def source_groups(data: Path) -> dict[str, str]:
+    """File name -> LOSO group, for every photo and video the manifest lists."""
+    return {r.path.name: r.group for kind in ("images", "videos") for r in read_manifest(data, kind)}

@@ -11,7 +11,8 @@ then fit two temperatures on the val split (one for a face, one for a track's me
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +23,9 @@ from ml.dataset import CropSet, image_crops, inner_crop, video_crops
 from ml.features import EmbeddingStore, clip_stores, crop_set_items, fill, frame_key, photo_key, track_steps
 from ml.media import DEFAULT_FRAMES
 from ml.metrics import classification_report, fit_temperature, sigmoid
-from ml.probe import Probe, fit_mlp_probe, fit_probe, select
+from ml.probe import Probe, fit_head, select
 from ml.registry import ModelCard, save_probe
+from ml.sources import source_groups
 from ml.uncertainty import training_stats
 
 Log = Callable[[str], None]
@@ -45,6 +47,10 @@ class ClipTrainConfig:
     alpha: float = 1.0
     iterations: int = 60
     c: float = 0.05
+    members: int = 1  # heads fitted with seeds seed, seed + 1, ...; their logits averaged
+    # Weigh every (source group, label) cell of the training rows the same, each class half of the total
+    # (each synthetic family is a group), instead of every row the same: no one source sets the boundary.
+    balance: bool = False
     # 1 in N photos of these file-name prefixes (the two sources with thousands of near-alike faces)
     thin_photos: dict[str, int] = field(default_factory=lambda: {"dfdcface": 4, "lfw_": 4})
     frames_per_track: int = 4
@@ -182,20 +188,44 @@ def source_name(key: str) -> str:
     return key.rsplit("/", 1)[-1].split("#", 1)[0]
 
 
+def row_group(key: str, group_of: Mapping[str, str]) -> str:
+    """A training row's source group: its media file's (`group_of`: file name -> group), or for a forgery
+    made from a real face, its family's (`synth_<family>`)."""
+    if key.startswith("synth/"):
+        return f"synth_{key.split('/', 2)[1]}"
+    return group_of[source_name(key)]
+
+
+def balanced_weights(groups: Sequence[str], labels: np.ndarray) -> np.ndarray:
+    """Row weights under which every (group, label) cell weighs the same and each class half the total;
+    they average 1."""
+    cells = list(zip(groups, labels.tolist(), strict=True))
+    count = Counter(cells)
+    per_class = Counter(y for _, y in count)  # cells of each label
+    w = np.array([1.0 / (count[cell] * per_class[cell[1]]) for cell in cells])
+    return w * len(w) / w.sum()
+
+
 def fit(
-    features: dict[str, Features], cfg: ClipTrainConfig, drop: Callable[[str], bool] = lambda key: False
+    features: dict[str, Features],
+    cfg: ClipTrainConfig,
+    drop: Callable[[str], bool] = lambda key: False,
+    group_of: Mapping[str, str] | None = None,
 ) -> Probe:
-    """The probe on the training rows, less the rows whose keys `drop` names (leave-one-source-out)."""
+    """The probe on the training rows, less the rows whose keys `drop` names (leave-one-source-out).
+    `group_of` (file name -> source group) is needed when the recipe balances sources."""
     names = ("train_photos", "train_frames", "train_synth", "train_resaved")
     parts = [features[k] for k in names if k in features]
     keep = [np.array([not drop(k) for k in p.keys], bool) for p in parts]
     x = np.concatenate([p.x[m] for p, m in zip(parts, keep, strict=True)])
     y = np.concatenate([p.y[m] for p, m in zip(parts, keep, strict=True)])
-    if cfg.head == "mlp":
-        return fit_mlp_probe(x, y, cfg.feature, cfg.l2, cfg.hidden, cfg.alpha, cfg.iterations, cfg.seed)
-    if cfg.head == "linear":
-        return fit_probe(x, y, feature=cfg.feature, l2=cfg.l2, c=cfg.c)
-    raise ValueError(f"unknown probe head {cfg.head!r}")
+    weights = None
+    if cfg.balance:
+        if group_of is None:
+            raise ValueError("a recipe that balances sources needs each file's source group")
+        keys = [k for p, m in zip(parts, keep, strict=True) for k in np.asarray(p.keys, object)[m]]
+        weights = balanced_weights([row_group(k, group_of) for k in keys], y)
+    return fit_head(x, y, cfg, weights)
 
 
 def face_stats(
@@ -223,7 +253,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
 
     encoder = ClipEncoder()
     features = gather(data, cache_dir, clip_stores(cache_dir, cfg.seed), encoder.feature_rows, cfg, log)
-    probe = fit(features, cfg)
+    probe = fit(features, cfg, group_of=source_groups(data) if cfg.balance else None)
     val_photos = features["val_photos"]
     photo_logits = probe.logits(val_photos.x)
     clip_logits, clip_labels = track_logits(probe, features["val_frames"])
@@ -248,6 +278,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
             "l2": cfg.l2,
             "frames_per_track": cfg.frames_per_track,
             "head": cfg.head,
+            "members": cfg.members,
         },
         temperature=float(t_image),
         video_temperature=float(t_video),

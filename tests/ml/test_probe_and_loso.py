@@ -11,9 +11,10 @@ import pytest
 from ml.clip_encoder import EMBED_DIM, ROW_DIM
 from ml.dataset import inner_crop
 from ml.features import EmbeddingStore, fill, track_steps
-from ml.loso import RowResult, abstains, selective_lines, split_row, summary_line
+from ml.loso import RowResult, abstains, auc_or_nan, selective_lines, split_row, summary_line
 from ml.probe import (
     FEATURE_SLICES,
+    EnsembleProbe,
     LinearProbe,
     MlpProbe,
     feature_parts,
@@ -240,3 +241,58 @@ def test_the_recipe_names_the_head_it_fits():
     assert isinstance(fit(features, ClipTrainConfig(feature="cls", head="linear")), LinearProbe)
     with pytest.raises(ValueError, match="unknown probe head"):
         fit(features, ClipTrainConfig(feature="cls", head="forest"))
+
+
+def test_balanced_weights_give_every_source_and_label_cell_the_same_weight():
+    from ml.train_clip import balanced_weights
+
+    groups = ["big"] * 8 + ["big"] * 2 + ["small"] * 2 + ["synth_sbi"] * 4
+    labels = np.array([0] * 8 + [1] * 2 + [0] * 2 + [1] * 4)
+    w = balanced_weights(groups, labels)
+    assert w.mean() == pytest.approx(1.0)
+    cell = {(g, y): w[[i for i in range(16) if groups[i] == g and labels[i] == y]].sum()
+            for g, y in {(g, int(y)) for g, y in zip(groups, labels, strict=True)}}  # fmt: skip
+    # two real cells, two fake cells: each a quarter of the total, whatever its row count
+    assert all(v == pytest.approx(w.sum() / 4) for v in cell.values())
+    assert w[labels == 1].sum() == pytest.approx(w[labels == 0].sum())
+
+
+def test_a_balanced_recipe_weighs_a_small_source_as_much_as_a_large_one():
+    rng = np.random.default_rng(5)
+    # a large source whose fakes differ in CLS dims 0-7, a small one whose fakes differ in dims 8-15
+    big = np.concatenate([_features(rng, 400, 0.0), _features(rng, 400, 1.0)])
+    small = rng.normal(0, 1, (40, WIDTH)).astype(np.float32)
+    small[20:, EMBED_DIM + 8 : EMBED_DIM + 16] += 1.0
+    x = np.concatenate([big, small])
+    y = np.r_[np.zeros(400), np.ones(400), np.zeros(20), np.ones(20)].astype(int)
+    keys = [f"big_{i}.jpg" for i in range(800)] + [f"small_{i}.jpg" for i in range(40)]
+    group_of = {k: k.split("_")[0] for k in keys}
+    features = {"train_photos": Features(x, y, keys), "train_frames": Features(x[:0], y[:0], [])}
+    test = rng.normal(0, 1, (400, WIDTH)).astype(np.float32)
+    test[200:, EMBED_DIM + 8 : EMBED_DIM + 16] += 1.0  # fakes of the small source's kind
+    truth = np.r_[np.zeros(200), np.ones(200)]
+    aucs = {}
+    for balance in (False, True):
+        cfg = ClipTrainConfig(feature="cls", head="linear", c=0.05, balance=balance)
+        aucs[balance] = auc_or_nan(truth, fit(features, cfg, group_of=group_of).logits(test))
+    assert aucs[True] > aucs[False] + 0.02
+    with pytest.raises(ValueError, match="source group"):
+        fit(features, ClipTrainConfig(feature="cls", balance=True))
+
+
+def test_an_ensemble_averages_its_members_and_survives_its_arrays():
+    rng = np.random.default_rng(6)
+    x = np.concatenate([_features(rng, 100, 0.0), _features(rng, 100, 1.5)])
+    y = np.r_[np.zeros(100), np.ones(100)].astype(int)
+    features = {"train_photos": Features(x, y, [f"{i}.jpg" for i in range(200)])}
+    features["train_frames"] = Features(x[:0], y[:0], [])
+    cfg = ClipTrainConfig(feature="cls", hidden=8, iterations=20, members=3)
+    ensemble = fit(features, cfg)
+    assert isinstance(ensemble, EnsembleProbe) and len(ensemble.members) == 3
+    each = [m.logits(x) for m in ensemble.members]
+    assert not np.allclose(each[0], each[1])  # different seeds, different heads
+    np.testing.assert_allclose(ensemble.logits(x), np.mean(each, axis=0))
+    again = probe_from_arrays(
+        ensemble.to_arrays(), {"feature": "cls", "l2": True, "head": "mlp", "members": 3}
+    )
+    np.testing.assert_allclose(again.logits(x), ensemble.logits(x), rtol=1e-9)
