@@ -171,7 +171,7 @@ def record_in_card(results, config: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -213,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default="cache/crops", help="face-crop cache, shared with ml train")
     parser.add_argument("--max-minutes", type=float, default=20, help="cap on the image model's training")
     parser.add_argument("--sbi-fraction", type=float, default=None, help="override the recipe's (0: no SBI)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"error: {args.data} not found (the research media is not part of the repository)")

@@ -47,7 +47,8 @@ class ClipTrainConfig:
     alpha: float = 1.0
     iterations: int = 60
     c: float = 0.05
-    members: int = 1  # heads fitted with seeds seed, seed + 1, ...; their logits averaged
+    members: int = 1  # heads fitted with seeds head_seed, head_seed + 1, ...; their logits averaged
+    head_seed: int = 0  # the head's own initialisation; `seed` draws the forgeries
     # Weigh every (source group, label) cell of the training rows the same, each class half of the total
     # (each synthetic family is a group), instead of every row the same: no one source sets the boundary.
     balance: bool = False

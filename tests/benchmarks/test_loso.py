@@ -31,3 +31,33 @@ def test_variant_line_reports_source_rows_apart_from_synthetic_ones():
 
     line = _variant_line("L8, 0.05", [row("lfw", 0.9), row("dfdc", 0.6), row("synth_resynth", 0.2)])
     assert line == "| L8, 0.05 | 2 | 0.750 | 0.600 | dfdc | 0.200 |"
+
+
+def test_compare_embeds_once_per_set_of_forgeries_and_applies_each_override(tmp_path, monkeypatch, capsys):
+    import json
+
+    import numpy as np
+
+    from benchmarks import loso
+    from ml.loso import RowResult
+
+    gathered, fitted = [], []
+    monkeypatch.setattr(loso, "clip_features", lambda data, cache, cfg: gathered.append(cfg) or {"id": cfg})
+    monkeypatch.setattr(loso, "source_groups", lambda data: {})
+    monkeypatch.setattr(loso, "in_domain_aucs", lambda features, cfg, group_of: (0.9, 0.8))
+
+    def rows(data, cache, cfg, features):
+        fitted.append((cfg, features["id"]))
+        return [RowResult("lfw", 0.7 + 0.01 * cfg.members, 1, 1, np.zeros(2), np.zeros(2))]
+
+    monkeypatch.setattr(loso, "clip_rows", rows)
+    config = tmp_path / "recipe.json"
+    config.write_text(json.dumps({"head": "mlp"}))
+    overrides = ["{}", '{"members": 3}', '{"synth_per_family": {"sbi": 10}}', '{"balance": true}']
+    loso.main(["--compare", *overrides, "--config", str(config), "--data", str(tmp_path)])
+    # head and weighting overrides share the recipe's rows; other forgeries need rows of their own
+    assert [g.synth_per_family for g in gathered] == [{"resynth": 320, "sbi": 320}, {"sbi": 10}]
+    assert [(c.members, c.balance) for c, _ in fitted] == [(1, False), (3, False), (1, False), (1, True)]
+    assert fitted[3][1] is gathered[0]  # the balanced variant scored on the recipe's own rows
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| {")]
+    assert lines[1] == '| {"members": 3} | 1 | 0.730 | 0.730 | lfw | - | 0.900 | 0.800 |'
