@@ -236,17 +236,21 @@ class HeadConfig(Protocol):
 class HeadKind(NamedTuple):
     load: Callable[[dict[str, np.ndarray], str, bool], Probe]
     fit: Callable[[np.ndarray, np.ndarray, HeadConfig, int, np.ndarray | None], Probe]
+    seeded: bool  # whether the fit depends on a seed (an ensemble of a seed-free head is one head)
 
 
 HEADS: dict[str, HeadKind] = {
     "linear": HeadKind(
-        LinearProbe.from_arrays, lambda x, y, cfg, seed, w: fit_probe(x, y, cfg.feature, cfg.l2, cfg.c, w)
+        LinearProbe.from_arrays,
+        lambda x, y, cfg, seed, w: fit_probe(x, y, cfg.feature, cfg.l2, cfg.c, w),
+        seeded=False,
     ),
     "mlp": HeadKind(
         MlpProbe.from_arrays,
         lambda x, y, cfg, seed, w: fit_mlp_probe(
             x, y, cfg.feature, cfg.l2, cfg.hidden, cfg.alpha, cfg.iterations, seed, w
         ),
+        seeded=True,
     ),
 }
 
@@ -261,11 +265,16 @@ def fit_head(
     features: np.ndarray, labels: np.ndarray, cfg: HeadConfig, sample_weight: np.ndarray | None = None
 ) -> Probe:
     """The one place a recipe's head is fitted: `cfg.members` heads of kind `cfg.head` (seeds
-    `cfg.head_seed` on), one probe when `members` is 1."""
-    fit_one = head_kind(cfg.head).fit
-    seed = cfg.head_seed
-    if cfg.members == 1:
+    `cfg.head_seed` on), one probe when `members` is 1 or the head does not depend on a seed."""
+    kind = head_kind(cfg.head)
+    fit_one, seed = kind.fit, cfg.head_seed
+    if cfg.members == 1 or not kind.seeded:
         return fit_one(features, labels, cfg, seed, sample_weight)
     return EnsembleProbe(
         [fit_one(features, labels, cfg, seed + i, sample_weight) for i in range(cfg.members)]
     )
+
+
+def member_count(probe: Probe) -> int:
+    """How many heads a probe averages: what its card's `members` says, so the arrays load back."""
+    return len(probe.members) if isinstance(probe, EnsembleProbe) else 1

@@ -23,7 +23,7 @@ from ml.dataset import CropSet, image_crops, inner_crop, video_crops
 from ml.features import EmbeddingStore, clip_stores, crop_set_items, fill, frame_key, photo_key, track_steps
 from ml.media import DEFAULT_FRAMES
 from ml.metrics import classification_report, fit_temperature, sigmoid
-from ml.probe import Probe, fit_head, select
+from ml.probe import Probe, fit_head, member_count, select
 from ml.registry import ModelCard, save_probe
 from ml.sources import source_groups
 from ml.uncertainty import training_stats
@@ -47,7 +47,10 @@ class ClipTrainConfig:
     alpha: float = 1.0
     iterations: int = 60
     c: float = 0.05
-    members: int = 1  # heads fitted with seeds head_seed, head_seed + 1, ...; their logits averaged
+    # Heads fitted with seeds head_seed, head_seed + 1, ...; their logits averaged. One MLP's held-out
+    # figures move with its initialisation alone (mean 0.821-0.835, worst row 0.507-0.606 over three); five
+    # averaged are as good on the held-out rows and steadier, and better in-domain (README).
+    members: int = 5
     head_seed: int = 0  # the head's own initialisation; `seed` draws the forgeries
     # Weigh every (source group, label) cell of the training rows the same, each class half of the total
     # (each synthetic family is a group), instead of every row the same: no one source sets the boundary.
@@ -279,7 +282,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
             "l2": cfg.l2,
             "frames_per_track": cfg.frames_per_track,
             "head": cfg.head,
-            "members": cfg.members,
+            "members": member_count(probe),
         },
         temperature=float(t_image),
         video_temperature=float(t_video),

@@ -20,6 +20,7 @@ from ml.probe import (
     feature_parts,
     fit_mlp_probe,
     fit_probe,
+    member_count,
     probe_from_arrays,
     select,
 )
@@ -237,8 +238,13 @@ def test_the_recipe_names_the_head_it_fits():
         "train_photos": Features(x, np.r_[np.zeros(60), np.ones(60)].astype(int), keys),
         "train_frames": Features(x[:0], np.zeros(0, int), []),
     }
-    assert isinstance(fit(features, ClipTrainConfig(feature="cls")), MlpProbe)  # the shipped default
-    assert isinstance(fit(features, ClipTrainConfig(feature="cls", head="linear")), LinearProbe)
+    shipped = fit(features, ClipTrainConfig(feature="cls"))  # the shipped default: five MLPs averaged
+    assert isinstance(shipped, EnsembleProbe) and len(shipped.members) == 5
+    assert all(isinstance(m, MlpProbe) for m in shipped.members)
+    assert isinstance(fit(features, ClipTrainConfig(feature="cls", members=1)), MlpProbe)
+    linear = fit(features, ClipTrainConfig(feature="cls", head="linear"))
+    assert isinstance(linear, LinearProbe) and member_count(linear) == 1  # seed-free: one head, not five
+    assert member_count(shipped) == 5
     with pytest.raises(ValueError, match="unknown probe head"):
         fit(features, ClipTrainConfig(feature="cls", head="forest"))
 
