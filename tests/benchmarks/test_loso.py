@@ -52,7 +52,7 @@ def test_compare_embeds_once_per_set_of_forgeries_and_applies_each_override(tmp_
 
     monkeypatch.setattr(loso, "clip_rows", rows)
     config = tmp_path / "recipe.json"
-    config.write_text(json.dumps({"head": "mlp"}))
+    config.write_text(json.dumps({"head": "mlp", "members": 1}))
     overrides = ["{}", '{"members": 3}', '{"synth_per_family": {"sbi": 10}}', '{"balance": true}']
     loso.main(["--compare", *overrides, "--config", str(config), "--data", str(tmp_path)])
     # head and weighting overrides share the recipe's rows; other forgeries need rows of their own
