@@ -32,6 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from benchmarks.loso import CONFIGS, KINDS, SPLITS
 from ml.dataset import image_crops, video_crops
 from ml.faces import face_model_path
 from ml.features import track_steps
@@ -154,15 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("cache/crops"))
     args = parser.parse_args(argv)
-    recipe = Path(__file__).resolve().parent.parent / "ml" / "configs" / "clip_default.json"
-    cfg = ClipTrainConfig(**json.loads(recipe.read_text()))
+    cfg = ClipTrainConfig(**json.loads((CONFIGS / "clip_default.json").read_text()))
+    # descriptors and manifest read once; both feature sets are fitted on them
+    inputs = {
+        kind: (
+            {
+                name: d
+                for split in SPLITS
+                for name, d in _descriptors(kind, split, args.data, args.cache, cfg).items()
+            },
+            read_manifest(args.data, kind),
+        )
+        for kind in KINDS
+    }
     for scalar_only in (False, True):
-        results = []
-        for kind in ("images", "videos"):
-            descriptors = {}
-            for split in ("train", "val", "test"):
-                descriptors |= _descriptors(kind, split, args.data, args.cache, cfg)
-            results += identity_rows(kind, descriptors, read_manifest(args.data, kind), scalar_only)
+        results = [r for kind, (d, recs) in inputs.items() for r in identity_rows(kind, d, recs, scalar_only)]
         print(
             "\nidentity features:", "the distances alone" if scalar_only else "per-dimension |inner - outer|"
         )
