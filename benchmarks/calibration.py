@@ -13,7 +13,6 @@ The probe is the recipe's (`ml/configs/clip_default.json`), fitted on the cached
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"error: {args.data} not found (the research media is not part of the repository)")
         return 2
-    cfg = ClipTrainConfig(**json.loads(args.config.read_text()))
+    cfg = ClipTrainConfig.from_file(args.config)
     features = clip_features(args.data, args.cache, cfg, splits=("train", "val"))
     probe = fit(features, cfg)
     photos = features["val_photos"]

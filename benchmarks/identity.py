@@ -21,7 +21,6 @@ the first time. Needs ../shared/data.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("cache/crops"))
     args = parser.parse_args(argv)
-    cfg = ClipTrainConfig(**json.loads((CONFIGS / "clip_default.json").read_text()))
+    cfg = ClipTrainConfig.from_file(CONFIGS / "clip_default.json")
     # descriptors and manifest read once; both feature sets are fitted on them
     inputs = {
         kind: (

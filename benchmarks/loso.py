@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model == "clip" and args.compare:
         return compare_overrides(args)
     if args.model == "clip":
-        cfg = ClipTrainConfig(**json.loads(args.config.read_text()))
+        cfg = ClipTrainConfig.from_file(args.config)
         results = clip_rows(args.data, Path(args.cache), cfg)
         print(f"# recipe {args.config}")
         print(format_table(results))
@@ -288,7 +288,7 @@ def compare_variants(args: argparse.Namespace, variants: list[tuple[str, ClipTra
 
 def compare_features(args: argparse.Namespace) -> int:
     """Which CLIP output the probe should read, by leave-one-source-out (features are embedded once)."""
-    base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    base = ClipTrainConfig.from_file(args.config)
     variants = []
     for feature in args.compare_features:
         for head in args.heads or [base.head]:
@@ -300,13 +300,13 @@ def compare_features(args: argparse.Namespace) -> int:
 
 def compare_overrides(args: argparse.Namespace) -> int:
     """The recipe with each JSON set of overrides (`{}` is the recipe itself)."""
-    base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    base = ClipTrainConfig.from_file(args.config)
     return compare_variants(args, [(o, replace(base, **json.loads(o))) for o in args.compare])
 
 
 def ablate_families(args: argparse.Namespace) -> int:
     """What each synthetic family is worth: the source rows' mean and worst AUC with and without it."""
-    base = ClipTrainConfig(**json.loads(args.config.read_text()))
+    base = ClipTrainConfig.from_file(args.config)
     mixes = [(), *[(f,) for f in args.ablate_families], tuple(args.ablate_families)]
     print("| forgeries mixed in | source rows | mean AUC | worst AUC | worst row | synthetic rows |")
     print("|---|---|---|---|---|---|")

@@ -15,7 +15,6 @@ A measurement only: the product's rows (`ml.clip_encoder.ClipOutputs.rows`) do n
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"error: {args.data} not found (the research media is not part of the repository)")
         return 2
-    cfg = ClipTrainConfig(**json.loads(args.config.read_text()))
+    cfg = ClipTrainConfig.from_file(args.config)
     base = clip_features(args.data, args.cache, cfg)
     folder = args.cache.parent / "features"
     stores = (

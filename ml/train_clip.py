@@ -10,6 +10,7 @@ then fit two temperatures on the val split (one for a face, one for a track's me
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +68,11 @@ class ClipTrainConfig:
     resaved: int = 0
     seed: int = 0
     exclude: list[str] = field(default_factory=list)  # file-name prefixes left out (leave-one-source-out)
+
+    @classmethod
+    def from_file(cls, path: Path) -> ClipTrainConfig:
+        """A recipe from its JSON file (`ml/configs/clip_*.json`); a key it does not know is an error."""
+        return cls(**json.loads(Path(path).read_text()))
 
 
 def _photo_filter(split: str, cfg: ClipTrainConfig) -> Callable[[str], bool]:
