@@ -41,6 +41,7 @@ from ml.loso import (
     IMAGE_ROWS,
     VIDEO_ROWS,
     RowResult,
+    abstains,
     auc_or_nan,
     format_table,
     known_limits,
@@ -49,8 +50,8 @@ from ml.loso import (
     split_row,
     summary_line,
 )
-from ml.metrics import fit_temperature, sigmoid
-from ml.probe import HEADS, select
+from ml.metrics import fit_temperature, selective_report, sigmoid
+from ml.probe import HEADS, member_logits, select
 from ml.registry import default_ref, find_card, record_metrics
 from ml.sources import read_manifest, source_groups
 from ml.train_clip import ClipTrainConfig, face_stats, fit, gather, source_name, track_logits
@@ -140,12 +141,33 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
         out_of_distribution(select(np.stack(rows_of[r.path.name]), cfg.feature, cfg.l2), stats) is not None
         for r in evaluation
     ]
-    return replace(result, probs=sigmoid(result.scores / t), unfamiliar=np.array(unfamiliar, bool))
+    limit = np.quantile(head_spread(probe, val, rows_of, t), HEAD_SPREAD_QUANTILE)
+    return replace(
+        result,
+        probs=sigmoid(result.scores / t),
+        unfamiliar=np.array(unfamiliar, bool),
+        heads_disagree=head_spread(probe, evaluation, rows_of, t) > limit,
+    )
+
+
+# An item's heads disagree when the spread of their calibrated probabilities is wider than on this share
+# of the row's val files (files of the sources it trained on).
+HEAD_SPREAD_QUANTILE = 0.95
 
 
 def clip_scores(probe, records, rows_of) -> np.ndarray:
     """A photo's logit, or a video's mean frame logit: what the product calibrates into its verdict."""
     return np.array([probe.logits(np.stack(rows_of[r.path.name])).mean() for r in records])
+
+
+def head_spread(probe, records, rows_of, temperature: float) -> np.ndarray:
+    """Per record, the largest minus the smallest calibrated probability of the probe's heads (each head's
+    logit averaged over a clip's frames, as `clip_scores` does); 0 for a single head."""
+    spreads = []
+    for r in records:
+        probs = sigmoid(member_logits(probe, np.stack(rows_of[r.path.name])).mean(axis=1) / temperature)
+        spreads.append(float(probs.max() - probs.min()))
+    return np.array(spreads)
 
 
 def synth_row(features, cfg, family: str, photos, rows_of, group_of):
@@ -272,9 +294,9 @@ def compare_variants(args: argparse.Namespace, variants: list[tuple[str, ClipTra
     shared: dict[tuple, dict] = {}
     print(
         "| recipe | source rows | mean AUC | worst AUC | worst row | synthetic rows "
-        "| test photos AUC | test clips AUC |"
+        "| test photos AUC | test clips AUC | pooled acc. at 80 % | confidently wrong |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, cfg in variants:
         what = tuple(repr(getattr(cfg, f)) for f in GATHER_FIELDS)
         if what not in shared:
@@ -282,8 +304,23 @@ def compare_variants(args: argparse.Namespace, variants: list[tuple[str, ClipTra
         features = shared[what]
         results = clip_rows(args.data, cache, cfg, features)
         photos, clips = in_domain_aucs(features, cfg, group_of)
-        print(_variant_line(label, results, f" {photos:.3f} | {clips:.3f} |"), flush=True)
+        extra = f" {photos:.3f} | {clips:.3f} | {_pooled_cells(results)} |"
+        print(_variant_line(label, results, extra), flush=True)
     return 0
+
+
+def _pooled_cells(results: list[RowResult]) -> str:
+    """Accuracy at 80 % coverage and the confidently wrong share over the calibrated rows, as the product
+    abstains (the shipped card's band, and faces out of distribution)."""
+    rows = [r for r in results if r.probs is not None]
+    if not rows:
+        return "- | -"
+    band = find_card(default_ref("clip")).uncertain_band
+    abstained = np.concatenate([abstains(r, band) for r in rows])
+    report = selective_report(
+        np.concatenate([r.labels for r in rows]), np.concatenate([r.probs for r in rows]), abstained
+    )
+    return f"{report['accuracy_at_80']:.3f} | {report['confidently_wrong']:.3f}"
 
 
 def compare_features(args: argparse.Namespace) -> int:

@@ -88,6 +88,8 @@ class RowResult:
     probs: np.ndarray | None = None  # calibrated, when the row's model was calibrated without the source
     # flagged out of distribution by the row's own training statistics (the product's UNCERTAIN reason)
     unfamiliar: np.ndarray | None = None
+    # the probe's heads disagree beyond what they do on the row's val files (measured, not a product reason)
+    heads_disagree: np.ndarray | None = None
 
 
 def split_row(
@@ -125,11 +127,14 @@ def summary_line(results: Sequence[RowResult]) -> str:
     )
 
 
-def abstains(result: RowResult, band: tuple[float, float]) -> np.ndarray:
+def abstains(result: RowResult, band: tuple[float, float], heads: bool = False) -> np.ndarray:
     """Which held-out items the product would call UNCERTAIN: a probability inside `band`, or a face
-    unlike the training faces (when the row measured that)."""
+    unlike the training faces (when the row measured that); with `heads`, also where the heads disagree."""
     inside = (result.probs >= band[0]) & (result.probs < band[1])
-    return inside if result.unfamiliar is None else inside | result.unfamiliar
+    flags = [f for f in (result.unfamiliar, result.heads_disagree if heads else None) if f is not None]
+    for flag in flags:
+        inside = inside | flag
+    return inside
 
 
 def selective_lines(results: Sequence[RowResult], band: tuple[float, float]) -> list[str]:
@@ -152,15 +157,25 @@ def selective_lines(results: Sequence[RowResult], band: tuple[float, float]) -> 
             f"{rep['accuracy_at_80']:.3f} | {rep['confidently_wrong']:.3f} | {unfamiliar} |"
         )
     if rows:
-        labels = np.concatenate([r.labels for r in rows])
-        probs = np.concatenate([r.probs for r in rows])
-        pooled = selective_report(labels, probs, np.concatenate([abstains(r, band) for r in rows]))
-        lines.append(
-            f"loso_pooled decided={pooled['decided_share']:.3f} "
-            f"decided_acc={pooled['decided_accuracy']:.3f} acc_at_80_coverage={pooled['accuracy_at_80']:.3f} "
-            f"confidently_wrong={pooled['confidently_wrong']:.3f}"
-        )
+        lines.append(pooled_line("loso_pooled", rows, band))
+    if any(r.heads_disagree is not None for r in rows):
+        lines.append(pooled_line("loso_pooled_with_heads_disagreeing", rows, band, heads=True))
     return lines
+
+
+def pooled_line(label: str, rows: Sequence[RowResult], band: tuple[float, float], heads: bool = False) -> str:
+    """The selective figures over every row at once, as one `key=value` line."""
+    from ml.metrics import selective_report
+
+    labels = np.concatenate([r.labels for r in rows])
+    probs = np.concatenate([r.probs for r in rows])
+    abstained = np.concatenate([abstains(r, band, heads) for r in rows])
+    pooled = selective_report(labels, probs, abstained)
+    return (
+        f"{label} decided={pooled['decided_share']:.3f} "
+        f"decided_acc={pooled['decided_accuracy']:.3f} acc_at_80_coverage={pooled['accuracy_at_80']:.3f} "
+        f"confidently_wrong={pooled['confidently_wrong']:.3f}"
+    )
 
 
 def format_table(results: Sequence[RowResult]) -> str:

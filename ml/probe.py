@@ -275,6 +275,14 @@ def fit_head(
     )
 
 
+def member_logits(probe: Probe, features: np.ndarray) -> np.ndarray:
+    """Each head's logits, one row per head (a single head gives one row): how far the heads of an
+    ensemble disagree is a sign the input lies where training did not pin the boundary down."""
+    if isinstance(probe, EnsembleProbe):
+        return np.stack([m.logits(features) for m in probe.members])
+    return np.asarray(probe.logits(features))[None]
+
+
 def member_count(probe: Probe) -> int:
     """How many heads a probe averages: what its card's `members` says, so the arrays load back."""
     return len(probe.members) if isinstance(probe, EnsembleProbe) else 1

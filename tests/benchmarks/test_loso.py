@@ -48,7 +48,8 @@ def test_compare_embeds_once_per_set_of_forgeries_and_applies_each_override(tmp_
 
     def rows(data, cache, cfg, features):
         fitted.append((cfg, features["id"]))
-        return [RowResult("lfw", 0.7 + 0.01 * cfg.members, 1, 1, np.zeros(2), np.zeros(2))]
+        labels, probs = np.array([1, 0]), np.array([0.9, 0.8])  # both decided, the real one wrongly
+        return [RowResult("lfw", 0.7 + 0.01 * cfg.members, 1, 1, labels, np.zeros(2), probs=probs)]
 
     monkeypatch.setattr(loso, "clip_rows", rows)
     config = tmp_path / "recipe.json"
@@ -60,4 +61,30 @@ def test_compare_embeds_once_per_set_of_forgeries_and_applies_each_override(tmp_
     assert [(c.members, c.balance) for c, _ in fitted] == [(1, False), (3, False), (1, False), (1, True)]
     assert fitted[3][1] is gathered[0]  # the balanced variant scored on the recipe's own rows
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| {")]
-    assert lines[1] == '| {"members": 3} | 1 | 0.730 | 0.730 | lfw | - | 0.900 | 0.800 |'
+    assert lines[1] == '| {"members": 3} | 1 | 0.730 | 0.730 | lfw | - | 0.900 | 0.800 | 0.500 | 0.500 |'
+
+
+def test_head_spread_is_how_far_the_calibrated_heads_of_a_record_lie_apart():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from benchmarks.loso import head_spread
+    from ml.metrics import sigmoid
+
+    class Head:
+        def __init__(self, offset):
+            self.offset = offset
+
+        def logits(self, rows):
+            return rows[:, 0] + self.offset
+
+    from ml.probe import EnsembleProbe
+
+    probe = EnsembleProbe([Head(-1.0), Head(0.0), Head(1.0)])
+    rows_of = {"clip.mp4": [np.array([0.0]), np.array([2.0])], "photo.jpg": [np.array([0.0])]}
+    records = [SimpleNamespace(path=SimpleNamespace(name=n)) for n in rows_of]
+    spread = head_spread(probe, records, rows_of, temperature=2.0)
+    # a clip: each head's logit averaged over its frames (mean 1.0), then calibrated
+    np.testing.assert_allclose(spread, [sigmoid(1.0) - sigmoid(0.0), sigmoid(0.5) - sigmoid(-0.5)])
+    assert head_spread(probe.members[1], records, rows_of, 2.0).tolist() == [0.0, 0.0]

@@ -21,6 +21,7 @@ from ml.probe import (
     fit_mlp_probe,
     fit_probe,
     member_count,
+    member_logits,
     probe_from_arrays,
     select,
 )
@@ -230,6 +231,22 @@ def test_an_unfamiliar_held_out_item_abstains_as_the_product_does():
     assert selective_lines([flagged], band)[2].endswith("| 0.25 |")
 
 
+def test_heads_disagreeing_abstain_only_in_the_line_that_says_so():
+    labels = np.array([1, 1, 0, 0])
+    probs = np.array([0.2, 0.9, 0.1, 0.5])
+    row = RowResult("row", 0.75, 2, 2, labels, probs, probs=probs,
+                    heads_disagree=np.array([True, False, False, False]))  # fmt: skip
+    band = (0.35, 0.65)
+    assert abstains(row, band).tolist() == [False, False, False, True]  # the product's reasons alone
+    assert abstains(row, band, heads=True).tolist() == [True, False, False, True]
+    lines = selective_lines([row], band)
+    assert lines[-2].startswith("loso_pooled ") and "confidently_wrong=0.250" in lines[-2]
+    assert (
+        lines[-1].startswith("loso_pooled_with_heads_disagreeing ") and "confidently_wrong=0.000" in lines[-1]
+    )
+    assert not selective_lines([replace(row, heads_disagree=None)], band)[-1].startswith("loso_pooled_with")
+
+
 def test_the_recipe_names_the_head_it_fits():
     rng = np.random.default_rng(4)
     x = np.concatenate([_features(rng, 60, 0.0), _features(rng, 60, 1.5)])
@@ -298,6 +315,9 @@ def test_an_ensemble_averages_its_members_and_survives_its_arrays():
     each = [m.logits(x) for m in ensemble.members]
     assert not np.allclose(each[0], each[1])  # different seeds, different heads
     np.testing.assert_allclose(ensemble.logits(x), np.mean(each, axis=0))
+    np.testing.assert_allclose(member_logits(ensemble, x), np.stack(each))
+    single = ensemble.members[0]
+    np.testing.assert_allclose(member_logits(single, x), single.logits(x)[None])
     again = probe_from_arrays(
         ensemble.to_arrays(), {"feature": "cls", "l2": True, "head": "mlp", "members": 3}
     )
