@@ -141,18 +141,50 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
         out_of_distribution(select(np.stack(rows_of[r.path.name]), cfg.feature, cfg.l2), stats) is not None
         for r in evaluation
     ]
-    limit = np.quantile(head_spread(probe, val, rows_of, t), HEAD_SPREAD_QUANTILE)
     return replace(
         result,
         probs=sigmoid(result.scores / t),
         unfamiliar=np.array(unfamiliar, bool),
-        heads_disagree=head_spread(probe, evaluation, rows_of, t) > limit,
+        candidates=candidate_flags(features, cfg, probe, t, is_held, evaluation, val, rows_of),
     )
 
 
-# An item's heads disagree when the spread of their calibrated probabilities is wider than on this share
-# of the row's val files (files of the sources it trained on).
-HEAD_SPREAD_QUANTILE = 0.95
+# A candidate signal fires on a held-out item when it is larger than on this share of the row's val files
+# (files of the sources it trained on), so each signal abstains on about as many in-domain files.
+CANDIDATE_QUANTILE = 0.95
+NEIGHBOURS = 10
+
+
+def candidate_flags(features, cfg, probe, temperature, is_held, evaluation, val, rows_of) -> dict:
+    """Signals measured as UNCERTAIN reasons the product does not use yet, each thresholded on val: the
+    heads' spread (`head_spread`) and the distance to the nearest training faces (`neighbour_distance`)."""
+    faces = [features[k] for k in ("train_photos", "train_frames")]
+    train = np.concatenate([p.x[np.array([not is_held(k) for k in p.keys], bool)] for p in faces])
+    train = unit_rows(select(train, cfg.feature, cfg.l2))
+    signals = {
+        "heads_disagree": lambda recs: head_spread(probe, recs, rows_of, temperature),
+        "far_from_neighbours": lambda recs: neighbour_distance(train, recs, rows_of, cfg),
+    }
+    flags = {}
+    for name, signal in signals.items():
+        limit = np.quantile(signal(val), CANDIDATE_QUANTILE)
+        flags[name] = signal(evaluation) > limit
+    return flags
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def neighbour_distance(train: np.ndarray, records, rows_of, cfg, k: int = NEIGHBOURS) -> np.ndarray:
+    """Per record, 1 - the mean cosine similarity of its `k` nearest training faces (`train`: unit rows of
+    the probe's input), averaged over a clip's frames."""
+    distances = []
+    for r in records:
+        rows = unit_rows(select(np.stack(rows_of[r.path.name]), cfg.feature, cfg.l2))
+        nearest = np.sort(rows @ train.T, axis=1)[:, -k:]
+        distances.append(float(1 - nearest.mean()))
+    return np.array(distances)
 
 
 def clip_scores(probe, records, rows_of) -> np.ndarray:

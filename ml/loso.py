@@ -9,7 +9,7 @@ Pure functions over `MediaRecord`s and a feature lookup; the encoder never runs 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -88,8 +88,8 @@ class RowResult:
     probs: np.ndarray | None = None  # calibrated, when the row's model was calibrated without the source
     # flagged out of distribution by the row's own training statistics (the product's UNCERTAIN reason)
     unfamiliar: np.ndarray | None = None
-    # the probe's heads disagree beyond what they do on the row's val files (measured, not a product reason)
-    heads_disagree: np.ndarray | None = None
+    # signals measured as candidate UNCERTAIN reasons, not (yet) the product's: name -> flag per item
+    candidates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def split_row(
@@ -127,13 +127,15 @@ def summary_line(results: Sequence[RowResult]) -> str:
     )
 
 
-def abstains(result: RowResult, band: tuple[float, float], heads: bool = False) -> np.ndarray:
+def abstains(result: RowResult, band: tuple[float, float], candidate: str | None = None) -> np.ndarray:
     """Which held-out items the product would call UNCERTAIN: a probability inside `band`, or a face
-    unlike the training faces (when the row measured that); with `heads`, also where the heads disagree."""
+    unlike the training faces (when the row measured that); with `candidate`, also where that measured
+    signal fires."""
     inside = (result.probs >= band[0]) & (result.probs < band[1])
-    flags = [f for f in (result.unfamiliar, result.heads_disagree if heads else None) if f is not None]
+    flags = [result.unfamiliar, result.candidates.get(candidate) if candidate else None]
     for flag in flags:
-        inside = inside | flag
+        if flag is not None:
+            inside = inside | flag
     return inside
 
 
@@ -158,18 +160,20 @@ def selective_lines(results: Sequence[RowResult], band: tuple[float, float]) -> 
         )
     if rows:
         lines.append(pooled_line("loso_pooled", rows, band))
-    if any(r.heads_disagree is not None for r in rows):
-        lines.append(pooled_line("loso_pooled_with_heads_disagreeing", rows, band, heads=True))
+    for name in sorted({name for r in rows for name in r.candidates}):
+        lines.append(pooled_line(f"loso_pooled_with_{name}", rows, band, name))
     return lines
 
 
-def pooled_line(label: str, rows: Sequence[RowResult], band: tuple[float, float], heads: bool = False) -> str:
+def pooled_line(
+    label: str, rows: Sequence[RowResult], band: tuple[float, float], candidate: str | None = None
+) -> str:
     """The selective figures over every row at once, as one `key=value` line."""
     from ml.metrics import selective_report
 
     labels = np.concatenate([r.labels for r in rows])
     probs = np.concatenate([r.probs for r in rows])
-    abstained = np.concatenate([abstains(r, band, heads) for r in rows])
+    abstained = np.concatenate([abstains(r, band, candidate) for r in rows])
     pooled = selective_report(labels, probs, abstained)
     return (
         f"{label} decided={pooled['decided_share']:.3f} "

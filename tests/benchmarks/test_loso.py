@@ -88,3 +88,67 @@ def test_head_spread_is_how_far_the_calibrated_heads_of_a_record_lie_apart():
     # a clip: each head's logit averaged over its frames (mean 1.0), then calibrated
     np.testing.assert_allclose(spread, [sigmoid(1.0) - sigmoid(0.0), sigmoid(0.5) - sigmoid(-0.5)])
     assert head_spread(probe.members[1], records, rows_of, 2.0).tolist() == [0.0, 0.0]
+
+
+def test_neighbour_distance_is_small_near_the_training_faces_and_large_away_from_them():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from benchmarks.loso import neighbour_distance, unit_rows
+    from ml.clip_encoder import ROW_DIM
+    from ml.train_clip import ClipTrainConfig
+
+    rng = np.random.default_rng(0)
+    centre = rng.normal(0, 1, ROW_DIM)
+    train_rows = centre + 0.1 * rng.normal(0, 1, (50, ROW_DIM))
+    cfg = ClipTrainConfig(feature="cls", l2=True)
+    from ml.probe import select
+
+    train = unit_rows(select(train_rows, cfg.feature, cfg.l2))
+    rows_of = {
+        "near.jpg": [centre + 0.1 * rng.normal(0, 1, ROW_DIM)],
+        "far.mp4": [rng.normal(0, 1, ROW_DIM), rng.normal(0, 1, ROW_DIM)],  # two frames, both elsewhere
+    }
+    records = [SimpleNamespace(path=SimpleNamespace(name=n)) for n in rows_of]
+    near, far = neighbour_distance(train, records, rows_of, cfg, k=5)
+    assert 0 <= near < 0.1 < 0.5 < far <= 2
+
+
+def test_a_held_out_row_scores_calibrates_and_flags_its_items(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+
+    from benchmarks.loso import held_out_row
+    from ml.clip_encoder import EMBED_DIM, ROW_DIM
+    from ml.sources import MediaRecord
+    from ml.train_clip import ClipTrainConfig, Features
+
+    rng = np.random.default_rng(1)
+    records, rows_of = [], {}
+    for split in ("train", "val", "test"):
+        for group in ("lfw", "wfir"):
+            for label in (0, 1):
+                for i in range(12):
+                    name = f"{group}_{split}_{label}_{i}.jpg"
+                    row = rng.normal(0, 1, ROW_DIM).astype(np.float32)
+                    row[EMBED_DIM : EMBED_DIM + 32] += 3.0 * label
+                    rows_of[name] = [row]
+                    records.append(MediaRecord(Path(name), label, split, group, group))
+    train = [r for r in records if r.split == "train"]
+    features = {
+        "train_photos": Features(
+            np.stack([rows_of[r.path.name][0] for r in train]),
+            np.array([r.label for r in train]),
+            [r.path.name for r in train],
+        ),
+        "train_frames": Features(np.zeros((0, ROW_DIM), np.float32), np.zeros(0, int), []),
+    }
+    group_of = {r.path.name: r.group for r in records}
+    cfg = ClipTrainConfig(feature="cls", hidden=8, iterations=20, members=3)
+    result = held_out_row(features, cfg, "wfir", ("wfir",), records, group_of, rows_of)
+    assert result.n_fake == 36 and result.n_real == 36 + 12  # every wfir file, and lfw's test reals
+    assert result.auc > 0.8 and ((result.probs > 0) & (result.probs < 1)).all()
+    assert set(result.candidates) == {"heads_disagree", "far_from_neighbours"}
+    assert all(len(flag) == len(result.labels) for flag in result.candidates.values())

@@ -231,20 +231,19 @@ def test_an_unfamiliar_held_out_item_abstains_as_the_product_does():
     assert selective_lines([flagged], band)[2].endswith("| 0.25 |")
 
 
-def test_heads_disagreeing_abstain_only_in_the_line_that_says_so():
+def test_a_candidate_signal_abstains_only_in_the_line_that_names_it():
     labels = np.array([1, 1, 0, 0])
     probs = np.array([0.2, 0.9, 0.1, 0.5])
     row = RowResult("row", 0.75, 2, 2, labels, probs, probs=probs,
-                    heads_disagree=np.array([True, False, False, False]))  # fmt: skip
+                    candidates={"heads_disagree": np.array([True, False, False, False])})  # fmt: skip
     band = (0.35, 0.65)
     assert abstains(row, band).tolist() == [False, False, False, True]  # the product's reasons alone
-    assert abstains(row, band, heads=True).tolist() == [True, False, False, True]
+    assert abstains(row, band, "heads_disagree").tolist() == [True, False, False, True]
     lines = selective_lines([row], band)
     assert lines[-2].startswith("loso_pooled ") and "confidently_wrong=0.250" in lines[-2]
-    assert (
-        lines[-1].startswith("loso_pooled_with_heads_disagreeing ") and "confidently_wrong=0.000" in lines[-1]
-    )
-    assert not selective_lines([replace(row, heads_disagree=None)], band)[-1].startswith("loso_pooled_with")
+    assert lines[-1].startswith("loso_pooled_with_heads_disagree ")
+    assert "confidently_wrong=0.000" in lines[-1]
+    assert selective_lines([replace(row, candidates={})], band)[-1].startswith("loso_pooled ")
 
 
 def test_the_recipe_names_the_head_it_fits():
