@@ -146,12 +146,13 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
         probs=sigmoid(result.scores / t),
         unfamiliar=np.array(unfamiliar, bool),
         candidates=candidate_flags(features, cfg, probe, t, is_held, evaluation, val, rows_of),
+        held_out=np.array([r.group in held for r in evaluation], bool),
     )
 
 
 # A candidate signal fires on a held-out item when it is larger than on this share of the row's val files
-# (files of the sources it trained on), so each signal abstains on about as many in-domain files.
-CANDIDATE_QUANTILE = 0.95
+# (files of the sources it trained on), so each threshold abstains on about as many in-domain files.
+CANDIDATE_QUANTILES = (0.90, 0.95, 0.99)
 NEIGHBOURS = 10
 
 
@@ -167,8 +168,9 @@ def candidate_flags(features, cfg, probe, temperature, is_held, evaluation, val,
     }
     flags = {}
     for name, signal in signals.items():
-        limit = np.quantile(signal(val), CANDIDATE_QUANTILE)
-        flags[name] = signal(evaluation) > limit
+        on_val, on_items = signal(val), signal(evaluation)
+        for q in CANDIDATE_QUANTILES:
+            flags[f"{name}_q{round(q * 100)}"] = on_items > np.quantile(on_val, q)
     return flags
 
 

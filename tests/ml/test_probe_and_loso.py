@@ -239,10 +239,13 @@ def test_a_candidate_signal_abstains_only_in_the_line_that_names_it():
     band = (0.35, 0.65)
     assert abstains(row, band).tolist() == [False, False, False, True]  # the product's reasons alone
     assert abstains(row, band, "heads_disagree").tolist() == [True, False, False, True]
+    row = replace(row, held_out=np.array([True, True, False, False]))
     lines = selective_lines([row], band)
-    assert lines[-2].startswith("loso_pooled ") and "confidently_wrong=0.250" in lines[-2]
-    assert lines[-1].startswith("loso_pooled_with_heads_disagree ")
-    assert "confidently_wrong=0.000" in lines[-1]
+    pooled = [ln for ln in lines if ln.startswith("loso_pooled")]
+    assert pooled[0].startswith("loso_pooled ") and "confidently_wrong=0.250" in pooled[0]
+    assert pooled[1].startswith("loso_pooled_with_heads_disagree ") and "confidently_wrong=0.000" in pooled[1]
+    # per row: fires on half the held-out files and none of the others' reals
+    assert lines[-1] == "| row | 0.50 | 0.00 | 0.50 | 0.500 | 0.000 |"  # 80 %: both wrong ones too
     assert selective_lines([replace(row, candidates={})], band)[-1].startswith("loso_pooled ")
 
 
