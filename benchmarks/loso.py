@@ -154,6 +154,9 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
 # (files of the sources it trained on), so each threshold abstains on about as many in-domain files.
 CANDIDATE_QUANTILES = (0.90, 0.95, 0.99)
 NEIGHBOURS = 10
+# What a model card could carry instead of every training face (thousands of 3072-d rows): this many drawn
+# at random, stored as float16.
+REFERENCE_FACES = 1000
 
 
 def candidate_flags(features, cfg, probe, temperature, is_held, evaluation, val, rows_of) -> dict:
@@ -162,9 +165,14 @@ def candidate_flags(features, cfg, probe, temperature, is_held, evaluation, val,
     faces = [features[k] for k in ("train_photos", "train_frames")]
     train = np.concatenate([p.x[np.array([not is_held(k) for k in p.keys], bool)] for p in faces])
     train = unit_rows(select(train, cfg.feature, cfg.l2))
+    drawn = np.random.default_rng(0).permutation(len(train))[:REFERENCE_FACES]
+    reference = train[drawn].astype(np.float16).astype(np.float32)
     signals = {
         "heads_disagree": lambda recs: head_spread(probe, recs, rows_of, temperature),
         "far_from_neighbours": lambda recs: neighbour_distance(train, recs, rows_of, cfg),
+        f"far_from_{REFERENCE_FACES}_drawn_fp16": lambda recs: neighbour_distance(
+            reference, recs, rows_of, cfg
+        ),
     }
     flags = {}
     for name, signal in signals.items():

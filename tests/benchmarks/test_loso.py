@@ -151,7 +151,9 @@ def test_a_held_out_row_scores_calibrates_and_flags_its_items(tmp_path):
     assert result.n_fake == 36 and result.n_real == 36 + 12  # every wfir file, and lfw's test reals
     assert result.auc > 0.8 and ((result.probs > 0) & (result.probs < 1)).all()
     assert set(result.candidates) == {
-        f"{name}_q{q}" for name in ("heads_disagree", "far_from_neighbours") for q in (90, 95, 99)
+        f"{name}_q{q}"
+        for name in ("heads_disagree", "far_from_neighbours", "far_from_1000_drawn_fp16")
+        for q in (90, 95, 99)
     }
     assert result.held_out.sum() == 72  # wfir's files; lfw's 12 test reals are the rest
     assert all(len(flag) == len(result.labels) for flag in result.candidates.values())
