@@ -54,8 +54,16 @@ from ml.metrics import fit_temperature, selective_report, sigmoid
 from ml.probe import HEADS, member_logits, select
 from ml.registry import default_ref, find_card, record_metrics
 from ml.sources import read_manifest, source_groups
-from ml.train_clip import ClipTrainConfig, face_stats, fit, gather, source_name, track_logits
-from ml.uncertainty import out_of_distribution
+from ml.train_clip import (
+    ClipTrainConfig,
+    face_stats,
+    fit,
+    gather,
+    neighbour_reference,
+    source_name,
+    track_logits,
+)
+from ml.uncertainty import neighbour_stats, out_of_distribution
 
 SPLITS = ("train", "val", "test")
 KINDS = ("images", "videos")
@@ -136,65 +144,48 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
     result = score_row(row, evaluation, lambda recs: clip_scores(probe, recs, rows_of))
     val = [r for r in records if r.split == "val" and r.group not in held]
     t = fit_temperature(clip_scores(probe, val, rows_of), np.array([r.label for r in val]))
-    stats = face_stats(features, cfg, drop=is_held)
+    stats, reference = row_ood_check(features, cfg, is_held, val, rows_of)
     unfamiliar = [
-        out_of_distribution(select(np.stack(rows_of[r.path.name]), cfg.feature, cfg.l2), stats) is not None
-        for r in evaluation
+        out_of_distribution(probe_input(r, rows_of, cfg), stats, reference) is not None for r in evaluation
     ]
     return replace(
         result,
         probs=sigmoid(result.scores / t),
         unfamiliar=np.array(unfamiliar, bool),
-        candidates=candidate_flags(features, cfg, probe, t, is_held, evaluation, val, rows_of),
+        candidates=candidate_flags(probe, t, evaluation, val, rows_of),
         held_out=np.array([r.group in held for r in evaluation], bool),
     )
+
+
+def probe_input(record, rows_of, cfg) -> np.ndarray:
+    """What the probe reads of one media file: a photo's row, a clip's frames."""
+    return select(np.stack(rows_of[record.path.name]), cfg.feature, cfg.l2)
+
+
+def row_ood_check(features, cfg, is_held, val, rows_of) -> tuple[dict, np.ndarray]:
+    """The out-of-distribution check as the product's card holds it (`ml.train_clip`), made from the
+    row's own training faces and thresholded on its own val files: (statistics, reference faces)."""
+    reference = neighbour_reference(features, cfg, drop=is_held)
+    stats = face_stats(features, cfg, drop=is_held)
+    stats["neighbours"] = neighbour_stats(reference, [probe_input(r, rows_of, cfg) for r in val])
+    return stats, reference.astype(np.float32)
 
 
 # A candidate signal fires on a held-out item when it is larger than on this share of the row's val files
 # (files of the sources it trained on), so each threshold abstains on about as many in-domain files.
 CANDIDATE_QUANTILES = (0.90, 0.95, 0.99)
-NEIGHBOURS = 10
-# What a model card could carry instead of every training face (thousands of 3072-d rows): this many drawn
-# at random, stored as float16.
-REFERENCE_FACES = 1000
 
 
-def candidate_flags(features, cfg, probe, temperature, is_held, evaluation, val, rows_of) -> dict:
-    """Signals measured as UNCERTAIN reasons the product does not use yet, each thresholded on val: the
-    heads' spread (`head_spread`) and the distance to the nearest training faces (`neighbour_distance`)."""
-    faces = [features[k] for k in ("train_photos", "train_frames")]
-    train = np.concatenate([p.x[np.array([not is_held(k) for k in p.keys], bool)] for p in faces])
-    train = unit_rows(select(train, cfg.feature, cfg.l2))
-    drawn = np.random.default_rng(0).permutation(len(train))[:REFERENCE_FACES]
-    reference = train[drawn].astype(np.float16).astype(np.float32)
-    signals = {
-        "heads_disagree": lambda recs: head_spread(probe, recs, rows_of, temperature),
-        "far_from_neighbours": lambda recs: neighbour_distance(train, recs, rows_of, cfg),
-        f"far_from_{REFERENCE_FACES}_drawn_fp16": lambda recs: neighbour_distance(
-            reference, recs, rows_of, cfg
-        ),
-    }
+def candidate_flags(probe, temperature, evaluation, val, rows_of) -> dict:
+    """Signals measured as UNCERTAIN reasons the product does not use, each thresholded on val: the heads'
+    spread (`head_spread`). (The distance to the nearest training faces was one; the product uses it now.)"""
+    signals = {"heads_disagree": lambda recs: head_spread(probe, recs, rows_of, temperature)}
     flags = {}
     for name, signal in signals.items():
         on_val, on_items = signal(val), signal(evaluation)
         for q in CANDIDATE_QUANTILES:
             flags[f"{name}_q{round(q * 100)}"] = on_items > np.quantile(on_val, q)
     return flags
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def neighbour_distance(train: np.ndarray, records, rows_of, cfg, k: int = NEIGHBOURS) -> np.ndarray:
-    """Per record, 1 - the mean cosine similarity of its `k` nearest training faces (`train`: unit rows of
-    the probe's input), averaged over a clip's frames."""
-    distances = []
-    for r in records:
-        rows = unit_rows(select(np.stack(rows_of[r.path.name]), cfg.feature, cfg.l2))
-        nearest = np.sort(rows @ train.T, axis=1)[:, -k:]
-        distances.append(float(1 - nearest.mean()))
-    return np.array(distances)
 
 
 def clip_scores(probe, records, rows_of) -> np.ndarray:

@@ -125,6 +125,28 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    """Give an existing CLIP card its out-of-distribution reference faces (its probe's weights untouched):
+    drawn from the training files of the recipe its card records, thresholded on its val files."""
+    from ml.clip_encoder import ClipEncoder
+    from ml.features import clip_stores
+    from ml.registry import default_ref, find_card, registry_dir, save_reference
+    from ml.train_clip import ClipTrainConfig, gather, neighbour_check
+
+    directory = Path(args.registry) if args.registry else registry_dir()
+    card = find_card(args.ref or default_ref("clip", directory), directory)
+    cfg = ClipTrainConfig(**card.training["config"])
+    cache = Path(args.cache)
+    features = gather(
+        Path(args.data), cache, clip_stores(cache, cfg.seed), ClipEncoder().feature_rows, cfg, print
+    )
+    reference, stats = neighbour_check(features, cfg)
+    card.embedding_stats["neighbours"] = stats
+    path = save_reference(reference, card, directory)
+    print(f"{card.ref}: {len(reference)} reference faces in {path}, max distance {stats['max_distance']}")
+    return 0
+
+
 def _analyser(args: argparse.Namespace):
     from ml.pipeline import Analyser
 
@@ -439,6 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_synth(sub)
     _command(sub, "prepare", cmd_prepare, "build derived weights (the fp32 CLIP tower) once, at set-up")
+    n = _command(
+        sub, "neighbours", cmd_neighbours, "give a CLIP card its out-of-distribution reference faces"
+    )
+    n.add_argument("--ref", help="name@version (default: the registry's default CLIP probe)")
+    n.add_argument("--data", default="../shared/data")
+    n.add_argument("--cache", default="cache/crops", help="the crop cache (features live beside it)")
+    _registry_option(n.add_argument, "and write the card to")
     models = _command(sub, "models", cmd_models, "list registered models and check their files")
     _registry_option(models.add_argument)
     return parser

@@ -32,9 +32,10 @@ class ClipScores:
 class ClipDetector:
     """Encoder + probe; `score` gives raw logits (the card's temperatures calibrate them)."""
 
-    def __init__(self, probe: Probe, encoder: ClipEncoder | None = None):
+    def __init__(self, probe: Probe, encoder: ClipEncoder | None = None, reference: np.ndarray | None = None):
         self.probe = probe
         self.encoder = encoder or ClipEncoder()
+        self.reference = reference  # training faces the out-of-distribution check compares a face with
 
     def score(self, crops: list[np.ndarray], with_maps: bool = False) -> ClipScores:
         outputs = self.encoder.run(crops)

@@ -261,7 +261,8 @@ class Analyser:
         rule = card.verdict_rule()
         # The one call that weighs the doubts (ml.verdict). Embeddings are the deciding model's (the CLIP
         # probe's input) or, on the CNN path, the image model's, whose card holds their statistics.
-        judgement = rule.judge(evidence, card.embedding_stats or self.image_card.embedding_stats)
+        reference = self.clip.reference if self.clip is not None and card is self.clip_card else None
+        judgement = rule.judge(evidence, card.embedding_stats or self.image_card.embedding_stats, reference)
         for face, reasons in zip(faces, judgement.face_reasons, strict=True):
             face["uncertain_reasons"] = [r.as_dict() for r in reasons]
         return {

@@ -141,6 +141,32 @@ def save_probe(probe: Probe, card: ModelCard, directory: Path, set_default: bool
     return weights
 
 
+def reference_path(card: ModelCard, directory: Path) -> Path:
+    return directory / f"{card.stem}.reference.npz"
+
+
+def save_reference(reference: np.ndarray, card: ModelCard, directory: Path) -> Path:
+    """Write the neighbour check's reference faces beside a CLIP card (`<stem>.reference.npz`) and their
+    SHA-256 into the card's `embedding_stats["neighbours"]`; the probe's weights are untouched."""
+    path = reference_path(card, directory)
+    np.savez(path, reference=reference)
+    card.embedding_stats["neighbours"]["sha256"] = sha256_file(path)
+    (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
+    return path
+
+
+def load_reference(card: ModelCard, directory: Path) -> np.ndarray | None:
+    """The card's reference faces as float32 (None for a card without them); a wrong SHA-256 is an error."""
+    neighbours = card.embedding_stats.get("neighbours")
+    if not neighbours:
+        return None
+    path = reference_path(card, directory)
+    if not path.is_file() or sha256_file(path) != neighbours.get("sha256"):
+        raise MissingWeightsError(f"{path}: missing, or not the reference faces its card names")
+    with np.load(path) as arrays:
+        return arrays["reference"].astype(np.float32)
+
+
 def _write_card(card: ModelCard, directory: Path, set_default: bool) -> None:
     (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
     if set_default:
@@ -205,7 +231,7 @@ def load_clip_model(ref: str | None = None, directory: Path | None = None) -> tu
     card = find_card(ref or default_ref("clip", directory), directory)
     with np.load(_verified_weights(card, directory)) as arrays:
         probe = probe_from_arrays(dict(arrays), card.probe)
-    return ClipDetector(probe), card
+    return ClipDetector(probe, reference=load_reference(card, directory)), card
 
 
 def has_default(task: str, directory: Path | None = None) -> bool:
@@ -247,6 +273,7 @@ def check_weights(directory: Path | None = None) -> list[str]:
             problems.append(f"weights of {card.ref} missing: expected {path}")
         elif _checked_file(str(path), path.stat().st_mtime) != card.sha256:
             problems.append(f"{path} does not match the SHA-256 in its card: corrupt or replaced")
+        problems += _reference_problems(card, directory)
     for filename in ("shape_predictor_68_face_landmarks.dat",):
         try:
             face_model_path(filename)
@@ -263,6 +290,19 @@ def check_weights(directory: Path | None = None) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - any failure to build the detector is a set-up problem
         problems.append(f"face detector cannot be loaded: {exc}")
     return problems
+
+
+def _reference_problems(card: ModelCard, directory: Path) -> list[str]:
+    """The reference faces a CLIP card names (its out-of-distribution check): present, with their SHA-256."""
+    neighbours = card.embedding_stats.get("neighbours")
+    path = reference_path(card, directory)
+    if not neighbours:
+        return []
+    if not path.is_file():
+        return [f"reference faces of {card.ref} missing: expected {path}"]
+    if _checked_file(str(path), path.stat().st_mtime) != neighbours.get("sha256"):
+        return [f"{path} does not match the SHA-256 in its card: corrupt or replaced"]
+    return []
 
 
 def check_clip_encoder() -> list[str]:

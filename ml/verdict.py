@@ -79,13 +79,16 @@ class VerdictRule:
         level = next(name for bound, name in STRENGTH_LEVELS if chance >= bound)
         return {"level": level, "chance": round(float(chance), 4)}
 
-    def face_reasons(self, face: FaceEvidence, embedding_stats: dict | None = None) -> list[u.Reason]:
-        """Every reason to doubt this face's score, in the order a user should read them."""
+    def face_reasons(
+        self, face: FaceEvidence, embedding_stats: dict | None = None, reference: np.ndarray | None = None
+    ) -> list[u.Reason]:
+        """Every reason to doubt this face's score, in the order a user should read them. `embedding_stats`
+        and `reference` (training faces) are the deciding model card's, for the out-of-distribution check."""
         p = face.fake_probability
         found = [
             u.face_too_small(face.width, face.height),
             u.face_too_blurred(u.sharpness(face.crop)) if face.crop is not None else None,
-            u.out_of_distribution(face.embeddings, embedding_stats),
+            u.out_of_distribution(face.embeddings, embedding_stats, reference),
             u.views_disagree(face.view_probabilities),
             u.track_disagrees_with_frames(p, face.frame_probabilities, self.threshold)
             if face.frame_probabilities
@@ -95,12 +98,17 @@ class VerdictRule:
         ]
         return [r for r in found if r is not None]
 
-    def judge(self, faces: Sequence[FaceEvidence], embedding_stats: dict | None = None) -> Judgement:
+    def judge(
+        self,
+        faces: Sequence[FaceEvidence],
+        embedding_stats: dict | None = None,
+        reference: np.ndarray | None = None,
+    ) -> Judgement:
         """The item's verdict from its faces (see the module docstring for the rule)."""
         if not faces:
             return Judgement("no_face", None, None)
         probability = max(f.fake_probability for f in faces)
-        per_face = [self.face_reasons(f, embedding_stats) for f in faces]
+        per_face = [self.face_reasons(f, embedding_stats, reference) for f in faces]
         decided_sides = [self.side(f.fake_probability) for f, r in zip(faces, per_face, strict=True) if not r]
         if "fake" in decided_sides:
             verdict = "fake"

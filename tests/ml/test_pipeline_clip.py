@@ -102,3 +102,35 @@ def test_no_clip_falls_back_to_the_cnn_and_lstm(clip_registry, face_video):
     assert result["model"].startswith("video-lstm")
     assert len(result["faces"][0]["frame_probabilities"]) == len(result["faces"][0]["frames"])
     assert result["video_score"] == "sequence_model"
+
+
+def test_a_face_unlike_every_reference_face_is_uncertain_and_one_like_them_is_not(
+    clip_registry, face_jpg, tmp_path
+):
+    from ml.pipeline import Analyser
+    from ml.registry import save_reference
+    from ml.uncertainty import unit_rows
+
+    registry = tmp_path / "registry"
+    shutil.copytree(clip_registry, registry)
+    card = find_card("clip-test@1", registry)
+    card.embedding_stats = {
+        "mean": [0.0] * CLS_DIM,
+        "std": [1.0] * CLS_DIM,
+        "max_distance": 1e6,
+        "percentile": 99,
+        "faces": 50,
+        "neighbours": {"k": 10, "max_distance": 0.2, "quantile": 0.95, "faces": 50},
+    }  # the mean and spread see nothing; only the neighbours can speak
+    elsewhere = unit_rows(np.random.default_rng(3).normal(0, 1, (50, CLS_DIM)))
+    save_reference(elsewhere.astype(np.float16), card, registry)
+    analyser = Analyser(registry=registry)
+    result = analyser.analyse(face_jpg)
+    assert result["verdict"] == "uncertain"
+    assert [r["code"] for r in result["uncertain_reasons"]] == ["out_of_distribution"]
+    (face,) = result["faces"]
+    own = analyser.clip.score([_crop(analyser, face_jpg, face["box"])]).features
+    alike = unit_rows(own + 0.01 * np.random.default_rng(4).normal(0, 1, (50, CLS_DIM)))
+    save_reference(alike.astype(np.float16), card, registry)
+    again = Analyser(registry=registry).analyse(face_jpg)
+    assert "out_of_distribution" not in [r["code"] for r in again["uncertain_reasons"]]

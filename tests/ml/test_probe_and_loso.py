@@ -324,3 +324,25 @@ def test_an_ensemble_averages_its_members_and_survives_its_arrays():
         ensemble.to_arrays(), {"feature": "cls", "l2": True, "head": "mlp", "members": 3}
     )
     np.testing.assert_allclose(again.logits(x), ensemble.logits(x), rtol=1e-9)
+
+
+def test_the_neighbour_reference_is_drawn_from_the_training_faces_and_thresholded_on_val_files():
+    from ml.train_clip import neighbour_check, neighbour_reference, val_files
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1, (30, WIDTH)).astype(np.float32)
+    features = {
+        "train_photos": Features(x[:20], np.zeros(20, int), [f"p{i}.jpg" for i in range(20)]),
+        "train_frames": Features(x[20:26], np.zeros(6, int), [f"c{i // 3}.mp4#{i % 3}" for i in range(6)]),
+        "val_photos": Features(x[26:28], np.zeros(2, int), ["v0.jpg", "v1.jpg"]),
+        "val_frames": Features(x[28:30], np.zeros(2, int), ["vc.mp4#0", "vc.mp4#1"]),
+    }
+    cfg = ClipTrainConfig(feature="cls")
+    reference = neighbour_reference(features, cfg, drop=lambda key: key.startswith("c0"), faces=10)
+    assert reference.shape == (10, 768) and reference.dtype == np.float16
+    np.testing.assert_allclose(np.linalg.norm(reference.astype(np.float32), axis=1), 1, atol=1e-3)
+    assert len(neighbour_reference(features, cfg, drop=lambda key: key.startswith("c0"))) == 23  # all of them
+    files = val_files(features, cfg)
+    assert [len(f) for f in files] == [1, 1, 2]  # two photos, one clip of two frames
+    reference, stats = neighbour_check(features, cfg)
+    assert stats["faces"] == 26 and 0 < stats["max_distance"] <= 2

@@ -120,3 +120,27 @@ def test_a_registry_with_only_an_image_model_analyses_photos_and_explains_videos
         analyser.analyse(face_video)
     with pytest.raises(MissingWeightsError):
         Analyser(registry=tmp_path, video_model="video-lstm@1", heatmaps=False, runtime="torch")
+
+
+def test_a_clip_cards_reference_faces_survive_the_registry_and_a_tampered_file_is_reported(tmp_path):
+    import numpy as np
+
+    from ml.registry import load_reference, reference_path, save_reference
+
+    registry = tmp_path / "reg"
+    shutil.copytree(WEIGHTS_DIR, registry)
+    card = find_card(default_refs(registry)["clip"], registry)
+    reference = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float16)
+    card.embedding_stats["neighbours"] = {"k": 10, "max_distance": 0.3, "quantile": 0.95, "faces": 20}
+    save_reference(reference, card, registry)
+    again = find_card(card.ref, registry)
+    assert again.embedding_stats["neighbours"]["sha256"] == sha256_file(reference_path(card, registry))
+    np.testing.assert_array_equal(load_reference(again, registry), reference.astype(np.float32))
+    assert [p for p in check_weights(registry) if "reference" in p] == []
+    path = reference_path(card, registry)
+    np.savez(path, reference=reference[:10])
+    assert any("reference" in p and "SHA-256" in p for p in check_weights(registry))
+    with pytest.raises(MissingWeightsError, match="reference faces"):
+        load_reference(again, registry)
+    path.unlink()
+    assert any("reference faces" in p and "missing" in p for p in check_weights(registry))

@@ -76,3 +76,30 @@ def test_out_of_distribution_says_nothing_without_comparable_statistics():
     assert u.out_of_distribution(np.zeros(16), None) is None
     other_model = {"mean": [0.0] * 8, "std": [1.0] * 8, "max_distance": 1.0}
     assert u.out_of_distribution(np.full(16, 50.0), other_model) is None
+
+
+def test_neighbour_distance_is_small_near_the_reference_faces_and_large_away_from_them():
+    rng = np.random.default_rng(0)
+    centre = rng.normal(0, 1, 64)
+    reference = u.unit_rows(centre + 0.1 * rng.normal(0, 1, (50, 64)))
+    near = u.neighbour_distance(centre + 0.1 * rng.normal(0, 1, 64), reference, k=5)
+    far = u.neighbour_distance(rng.normal(0, 1, (2, 64)), reference, k=5)  # two frames, both elsewhere
+    assert 0 <= near < 0.1 < 0.5 < far <= 2
+    assert u.neighbour_distance(centre, reference[:3], k=10) >= 0  # fewer faces than k: all of them
+
+
+def test_a_face_far_from_every_reference_face_is_out_of_distribution_even_near_the_mean():
+    rng = np.random.default_rng(1)
+    faces = rng.normal(0, 1, (400, 16))
+    faces[:, 0] += np.where(np.arange(400) % 2, 5.0, -5.0)  # two kinds of face, either way along one axis
+    stats = u.training_stats(faces)
+    reference = u.unit_rows(faces[:200])
+    stats["neighbours"] = u.neighbour_stats(reference, [f[None] for f in faces[200:300]], k=5)
+    assert stats["neighbours"]["quantile"] == 0.95 and stats["neighbours"]["faces"] == 200
+    familiar = faces[300]
+    odd = np.zeros(16)
+    odd[1] = 1.5  # between the two kinds: near the mean by z-score, but no training face points that way
+    assert u.out_of_distribution(odd, stats) is None  # the mean and spread alone see nothing
+    assert u.out_of_distribution(odd, stats, reference).code == "out_of_distribution"
+    assert u.out_of_distribution(familiar, stats, reference) is None
+    assert u.out_of_distribution(odd, stats, reference[:, :8]) is None  # another model's reference
