@@ -56,14 +56,13 @@ from ml.registry import default_ref, find_card, record_metrics
 from ml.sources import read_manifest, source_groups
 from ml.train_clip import (
     ClipTrainConfig,
-    face_stats,
     fit,
     gather,
-    neighbour_reference,
+    ood_check,
     source_name,
     track_logits,
 )
-from ml.uncertainty import neighbour_stats, out_of_distribution
+from ml.uncertainty import out_of_distribution
 
 SPLITS = ("train", "val", "test")
 KINDS = ("images", "videos")
@@ -165,9 +164,7 @@ def probe_input(record, rows_of, cfg) -> np.ndarray:
 def row_ood_check(features, cfg, is_held, val, rows_of) -> tuple[dict, np.ndarray]:
     """The out-of-distribution check as the product's card holds it (`ml.train_clip`), made from the
     row's own training faces and thresholded on its own val files: (statistics, reference faces)."""
-    reference = neighbour_reference(features, cfg, drop=is_held)
-    stats = face_stats(features, cfg, drop=is_held)
-    stats["neighbours"] = neighbour_stats(reference, [probe_input(r, rows_of, cfg) for r in val])
+    stats, reference = ood_check(features, cfg, [probe_input(r, rows_of, cfg) for r in val], drop=is_held)
     return stats, reference.astype(np.float32)
 
 

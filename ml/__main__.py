@@ -131,7 +131,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     from ml.clip_encoder import ClipEncoder
     from ml.features import clip_stores
     from ml.registry import default_ref, find_card, registry_dir, save_reference
-    from ml.train_clip import ClipTrainConfig, gather, neighbour_check
+    from ml.train_clip import ClipTrainConfig, gather, ood_check, val_files
 
     directory = Path(args.registry) if args.registry else registry_dir()
     card = find_card(args.ref or default_ref("clip", directory), directory)
@@ -140,10 +140,12 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     features = gather(
         Path(args.data), cache, clip_stores(cache, cfg.seed), ClipEncoder().feature_rows, cfg, print
     )
-    reference, stats = neighbour_check(features, cfg)
-    card.embedding_stats["neighbours"] = stats
+    stats, reference = ood_check(features, cfg, val_files(features, cfg))
+    card.embedding_stats["neighbours"] = neighbours = stats["neighbours"]  # the card's own mean and std stay
     path = save_reference(reference, card, directory)
-    print(f"{card.ref}: {len(reference)} reference faces in {path}, max distance {stats['max_distance']}")
+    print(
+        f"{card.ref}: {len(reference)} reference faces in {path}, max distance {neighbours['max_distance']}"
+    )
     return 0
 
 

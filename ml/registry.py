@@ -151,19 +151,17 @@ def save_reference(reference: np.ndarray, card: ModelCard, directory: Path) -> P
     path = reference_path(card, directory)
     np.savez(path, reference=reference)
     card.embedding_stats["neighbours"]["sha256"] = sha256_file(path)
-    (directory / f"{card.stem}.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
+    _write_card(card, directory, set_default=False)
     return path
 
 
 def load_reference(card: ModelCard, directory: Path) -> np.ndarray | None:
     """The card's reference faces as float32 (None for a card without them); a wrong SHA-256 is an error."""
-    neighbours = card.embedding_stats.get("neighbours")
-    if not neighbours:
+    if not card.embedding_stats.get("neighbours"):
         return None
-    path = reference_path(card, directory)
-    if not path.is_file() or sha256_file(path) != neighbours.get("sha256"):
-        raise MissingWeightsError(f"{path}: missing, or not the reference faces its card names")
-    with np.load(path) as arrays:
+    if problems := _reference_problems(card, directory):
+        raise MissingWeightsError(f"reference faces of {card.ref}: {problems[0]}")
+    with np.load(reference_path(card, directory)) as arrays:
         return arrays["reference"].astype(np.float32)
 
 
@@ -295,9 +293,9 @@ def check_weights(directory: Path | None = None) -> list[str]:
 def _reference_problems(card: ModelCard, directory: Path) -> list[str]:
     """The reference faces a CLIP card names (its out-of-distribution check): present, with their SHA-256."""
     neighbours = card.embedding_stats.get("neighbours")
-    path = reference_path(card, directory)
     if not neighbours:
         return []
+    path = reference_path(card, directory)
     if not path.is_file():
         return [f"reference faces of {card.ref} missing: expected {path}"]
     if _checked_file(str(path), path.stat().st_mtime) != neighbours.get("sha256"):

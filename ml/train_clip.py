@@ -248,27 +248,15 @@ def training_faces(
     return select(faces, cfg.feature, cfg.l2)
 
 
-def face_stats(
-    features: dict[str, Features], cfg: ClipTrainConfig, drop: Callable[[str], bool] = lambda key: False
-) -> dict:
-    """The out-of-distribution statistics (`ml.uncertainty.training_stats`) of the training faces."""
-    return training_stats(training_faces(features, cfg, drop))
-
-
 # The neighbour check's reference: this many training faces drawn at random, stored as float16 (6 MB beside
 # the card instead of 18 MB for all 2,889), measured by the LOSO rows as well as all of them (README).
 REFERENCE_FACES = 1000
 
 
-def neighbour_reference(
-    features: dict[str, Features],
-    cfg: ClipTrainConfig,
-    drop: Callable[[str], bool] = lambda key: False,
-    faces: int = REFERENCE_FACES,
-) -> np.ndarray:
-    """`faces` training faces drawn at random (seed 0), as unit float16 rows."""
-    rows = unit_rows(training_faces(features, cfg, drop))
-    return rows[np.random.default_rng(0).permutation(len(rows))[:faces]].astype(np.float16)
+def neighbour_reference(faces: np.ndarray, n: int = REFERENCE_FACES) -> np.ndarray:
+    """`n` of the training faces (`training_faces`) drawn at random (seed 0), as unit float16 rows."""
+    rows = unit_rows(faces)
+    return rows[np.random.default_rng(0).permutation(len(rows))[:n]].astype(np.float16)
 
 
 def val_files(features: dict[str, Features], cfg: ClipTrainConfig) -> list[np.ndarray]:
@@ -280,10 +268,18 @@ def val_files(features: dict[str, Features], cfg: ClipTrainConfig) -> list[np.nd
     return [select(np.stack(rows), cfg.feature, cfg.l2) for rows in by_file.values()]
 
 
-def neighbour_check(features: dict[str, Features], cfg: ClipTrainConfig) -> tuple[np.ndarray, dict]:
-    """(reference faces, their card statistics) for the recipe's own training and val files."""
-    reference = neighbour_reference(features, cfg)
-    return reference, neighbour_stats(reference, val_files(features, cfg))
+def ood_check(
+    features: dict[str, Features],
+    cfg: ClipTrainConfig,
+    val_faces: Sequence[np.ndarray],
+    drop: Callable[[str], bool] = lambda key: False,
+) -> tuple[dict, np.ndarray]:
+    """What the out-of-distribution check reads, from one selection of the training faces (less `drop`):
+    the card's `embedding_stats` (`ml.uncertainty.training_stats`, and under "neighbours" the threshold
+    `val_faces` set) and the reference faces."""
+    faces = training_faces(features, cfg, drop)
+    reference = neighbour_reference(faces)
+    return {**training_stats(faces), "neighbours": neighbour_stats(reference, val_faces)}, reference
 
 
 def track_logits(probe: Probe, frames: Features) -> tuple[np.ndarray, np.ndarray]:
@@ -314,7 +310,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
         "val_videos_uncalibrated_ece": classification_report(clip_labels, sigmoid(clip_logits))["ece"],
     }
     counts = {k: {"rows": len(f.y), "fake": int(f.y.sum())} for k, f in features.items()}
-    reference, stats = neighbour_check(features, cfg)
+    stats, reference = ood_check(features, cfg, val_files(features, cfg))
     card = ModelCard(
         name=cfg.name,
         version=cfg.version or datetime.now(UTC).strftime("%Y%m%d%H%M"),
@@ -332,7 +328,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
         temperature=float(t_image),
         video_temperature=float(t_video),
         # the out-of-distribution check reads the probe's input; statistics of every training face
-        embedding_stats={**face_stats(features, cfg), "neighbours": stats},
+        embedding_stats=stats,
         metrics=metrics,
         training={"config": asdict(cfg), "data": str(data), "rows": counts},
         created=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -327,7 +327,7 @@ def test_an_ensemble_averages_its_members_and_survives_its_arrays():
 
 
 def test_the_neighbour_reference_is_drawn_from_the_training_faces_and_thresholded_on_val_files():
-    from ml.train_clip import neighbour_check, neighbour_reference, val_files
+    from ml.train_clip import neighbour_reference, ood_check, training_faces, val_files
 
     rng = np.random.default_rng(7)
     x = rng.normal(0, 1, (30, WIDTH)).astype(np.float32)
@@ -338,11 +338,12 @@ def test_the_neighbour_reference_is_drawn_from_the_training_faces_and_thresholde
         "val_frames": Features(x[28:30], np.zeros(2, int), ["vc.mp4#0", "vc.mp4#1"]),
     }
     cfg = ClipTrainConfig(feature="cls")
-    reference = neighbour_reference(features, cfg, drop=lambda key: key.startswith("c0"), faces=10)
+    faces = training_faces(features, cfg, drop=lambda key: key.startswith("c0"))
+    reference = neighbour_reference(faces, n=10)
     assert reference.shape == (10, 768) and reference.dtype == np.float16
     np.testing.assert_allclose(np.linalg.norm(reference.astype(np.float32), axis=1), 1, atol=1e-3)
-    assert len(neighbour_reference(features, cfg, drop=lambda key: key.startswith("c0"))) == 23  # all of them
+    assert len(neighbour_reference(faces)) == 23  # all of them
     files = val_files(features, cfg)
     assert [len(f) for f in files] == [1, 1, 2]  # two photos, one clip of two frames
-    reference, stats = neighbour_check(features, cfg)
-    assert stats["faces"] == 26 and 0 < stats["max_distance"] <= 2
+    stats, reference = ood_check(features, cfg, files)
+    assert stats["neighbours"]["faces"] == 26 and 0 < stats["neighbours"]["max_distance"] <= 2
