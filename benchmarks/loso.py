@@ -40,11 +40,13 @@ from ml.features import clip_stores
 from ml.loso import (
     IMAGE_ROWS,
     VIDEO_ROWS,
+    OperatingPoint,
     RowResult,
     abstains,
     auc_or_nan,
     format_table,
     known_limits,
+    operating_point_lines,
     score_row,
     selective_lines,
     split_row,
@@ -52,17 +54,19 @@ from ml.loso import (
 )
 from ml.metrics import fit_temperature, selective_report, sigmoid
 from ml.probe import HEADS, member_logits, select
-from ml.registry import default_ref, find_card, record_metrics
+from ml.registry import default_ref, find_card, load_clip_probe, record_metrics
 from ml.sources import read_manifest, source_groups
 from ml.train_clip import (
     ClipTrainConfig,
     fit,
+    frames_by_clip,
     gather,
     ood_check,
     source_name,
     track_logits,
+    val_files,
 )
-from ml.uncertainty import out_of_distribution
+from ml.uncertainty import embedding_distance, neighbour_distance, out_of_distribution
 
 SPLITS = ("train", "val", "test")
 KINDS = ("images", "videos")
@@ -144,16 +148,29 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
     val = [r for r in records if r.split == "val" and r.group not in held]
     t = fit_temperature(clip_scores(probe, val, rows_of), np.array([r.label for r in val]))
     stats, reference = row_ood_check(features, cfg, is_held, val, rows_of)
-    unfamiliar = [
-        out_of_distribution(probe_input(r, rows_of, cfg), stats, reference) is not None for r in evaluation
-    ]
+    inputs = [probe_input(r, rows_of, cfg) for r in evaluation]
+    unfamiliar = [out_of_distribution(x, stats, reference) is not None for x in inputs]
     return replace(
         result,
         probs=sigmoid(result.scores / t),
         unfamiliar=np.array(unfamiliar, bool),
         candidates=candidate_flags(probe, t, evaluation, val, rows_of),
         held_out=np.array([r.group in held for r in evaluation], bool),
+        **ood_parts(inputs, [probe_input(r, rows_of, cfg) for r in val], stats, reference),
     )
+
+
+def ood_parts(inputs: list[np.ndarray], val_inputs: list[np.ndarray], stats: dict, reference) -> dict:
+    """The out-of-distribution check's parts for `ml.loso.abstains_at` (RowResult fields): which items lie
+    too far from the training mean, and each item's and each val file's distance to its nearest
+    reference faces, so any quantile of the latter can be the threshold."""
+    k = stats["neighbours"]["k"]
+    far = [embedding_distance(x, stats["mean"], stats["std"]) > stats["max_distance"] for x in inputs]
+    return {
+        "far_from_mean": np.array(far, bool),
+        "neighbour_distance": np.array([neighbour_distance(x, reference, k) for x in inputs]),
+        "val_neighbour_distance": np.array([neighbour_distance(x, reference, k) for x in val_inputs]),
+    }
 
 
 def probe_input(record, rows_of, cfg) -> np.ndarray:
@@ -212,6 +229,39 @@ def synth_row(features, cfg, family: str, photos, rows_of, group_of):
     return RowResult(f"synth_{family}", auc_or_nan(labels, scores), n_fake, len(reals), labels, scores)
 
 
+# The operating points `--operating-points` measures: the uncertain band (calibrated probability) and the
+# quantile of the val files' neighbour distances past which a face is unfamiliar (None: that check off).
+OPERATING_POINTS = [
+    OperatingPoint(band, quantile)
+    for band in ((0.35, 0.65), (0.3, 0.7), (0.25, 0.75), (0.2, 0.8))
+    for quantile in (None, 0.95, 0.9, 0.85, 0.8)
+]
+
+
+def shipped_in_domain(features: dict) -> list[RowResult]:
+    """The shipped CLIP card on the test split's photos and clips, from the cached features (4 frames a
+    track, where the pipeline reads 8): calibrated as its card says, with its own out-of-distribution
+    statistics and reference faces, the val files' distances measured against that reference."""
+    probe, card, reference = load_clip_probe()
+    cfg = ClipTrainConfig(**card.training["config"])
+    stats = card.embedding_stats
+    val_inputs = val_files(features, cfg)
+    photos, frames = features["test_photos"], features["test_frames"]
+    clip_logits, clip_labels = track_logits(probe, frames)
+    clip_rows = [frames.x[i] for i in frames_by_clip(frames).values()]
+    sets = [
+        ("test_photos", photos.y, probe.logits(photos.x) / card.temperature, [x[None] for x in photos.x]),
+        ("test_clips", clip_labels, clip_logits / card.video_temperature, clip_rows),
+    ]
+    rows = []
+    for name, labels, logits, raw in sets:
+        inputs = [select(x, cfg.feature, cfg.l2) for x in raw]
+        result = RowResult(name, auc_or_nan(labels, logits), int(labels.sum()), int((labels == 0).sum()),
+                           labels, logits, sigmoid(logits))  # fmt: skip
+        rows.append(replace(result, **ood_parts(inputs, val_inputs, stats, reference)))
+    return rows
+
+
 def record_in_card(results, config: Path) -> None:
     """The table, per row, into the card of the default CLIP model (the recipe `config` trained)."""
     table = [{"row": r.row, "auc": round(r.auc, 4), "fakes": r.n_fake, "reals": r.n_real} for r in results]
@@ -233,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, default=CONFIGS / "clip_default.json", help="clip: the recipe")
     parser.add_argument("--record", action="store_true", help="clip: write the table into the default's card")
+    parser.add_argument(
+        "--operating-points",
+        action="store_true",
+        help="clip: UNCERTAIN at each band and neighbour-check quantile, held out and on the test splits",
+    )
     parser.add_argument(
         "--ablate-families",
         nargs="+",
@@ -282,10 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         return compare_overrides(args)
     if args.model == "clip":
         cfg = ClipTrainConfig.from_file(args.config)
-        results = clip_rows(args.data, Path(args.cache), cfg)
+        features = clip_features(args.data, Path(args.cache), cfg)
+        results = clip_rows(args.data, Path(args.cache), cfg, features)
         print(f"# recipe {args.config}")
         print(format_table(results))
         print("\n".join(selective_lines(results, find_card(default_ref("clip")).uncertain_band)))
+        if args.operating_points:
+            held_out = [r for r in results if r.probs is not None]
+            print("\n".join(operating_point_lines(held_out, shipped_in_domain(features), OPERATING_POINTS)))
         if args.record:
             record_in_card(results, args.config)
         print(summary_line(results))

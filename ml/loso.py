@@ -91,6 +91,27 @@ class RowResult:
     # signals measured as candidate UNCERTAIN reasons, not (yet) the product's: name -> flag per item
     candidates: dict[str, np.ndarray] = field(default_factory=dict)
     held_out: np.ndarray | None = None  # which items are the held-out source's (the rest: others' test reals)
+    # The out-of-distribution check's parts, so other operating points can be measured on the same row:
+    # the distance-from-the-mean flag, and each item's and each val file's distance to its nearest
+    # reference faces (`ml.uncertainty.neighbour_distance`).
+    far_from_mean: np.ndarray | None = None
+    neighbour_distance: np.ndarray | None = None
+    val_neighbour_distance: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """When the product says UNCERTAIN: a calibrated probability inside `band`, or a face farther from its
+    nearest reference faces than the `quantile` of the val files' own distances (None: that check off); a
+    face far from the training mean is always uncertain."""
+
+    band: tuple[float, float]
+    quantile: float | None
+
+    @property
+    def label(self) -> str:
+        check = "off" if self.quantile is None else f"q{round(self.quantile * 100)}"
+        return f"{self.band[0]:.2f}-{self.band[1]:.2f} / {check}"
 
 
 def split_row(
@@ -138,6 +159,50 @@ def abstains(result: RowResult, band: tuple[float, float], candidate: str | None
         if flag is not None:
             inside = inside | flag
     return inside
+
+
+def abstains_at(result: RowResult, point: OperatingPoint) -> np.ndarray:
+    """Which items the product would call UNCERTAIN at `point` (a row that kept the check's parts)."""
+    inside = (result.probs >= point.band[0]) & (result.probs < point.band[1])
+    if result.far_from_mean is not None:
+        inside = inside | result.far_from_mean
+    if point.quantile is not None and result.neighbour_distance is not None:
+        limit = np.quantile(result.val_neighbour_distance, point.quantile)
+        inside = inside | (result.neighbour_distance > limit)
+    return inside
+
+
+def operating_point_lines(
+    held_out: Sequence[RowResult], in_domain: Sequence[RowResult], points: Sequence[OperatingPoint]
+) -> list[str]:
+    """One line per operating point: the selective figures pooled over the held-out rows, and on each
+    in-domain set (decided share and confidently wrong), so a band and a check are chosen by both."""
+    from ml.metrics import selective_report
+
+    def pooled(rows: Sequence[RowResult], point: OperatingPoint) -> dict:
+        return selective_report(
+            np.concatenate([r.labels for r in rows]),
+            np.concatenate([r.probs for r in rows]),
+            np.concatenate([abstains_at(r, point) for r in rows]),
+        )
+
+    names = " | ".join(f"{r.row} decided | {r.row} confidently wrong" for r in in_domain)
+    lines = [
+        "| band / neighbour check | decided | accuracy on decided | accuracy at 80 % coverage "
+        f"| confidently wrong | {names} |",
+        "|---|---|---|---|---|" + "---|---|" * len(in_domain),
+    ]
+    for point in points:
+        rep = pooled(held_out, point)
+        cells = [
+            f"{own['decided_share']:.3f} | {own['confidently_wrong']:.3f}"
+            for own in (pooled([r], point) for r in in_domain)
+        ]
+        lines.append(
+            f"| {point.label} | {rep['decided_share']:.3f} | {rep['decided_accuracy']:.3f} | "
+            f"{rep['accuracy_at_80']:.3f} | {rep['confidently_wrong']:.3f} | {' | '.join(cells)} |"
+        )
+    return lines
 
 
 def selective_lines(results: Sequence[RowResult], band: tuple[float, float]) -> list[str]:

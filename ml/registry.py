@@ -221,15 +221,23 @@ def load_video_model(ref: str | None = None, directory: Path | None = None) -> t
     return model.eval(), card
 
 
-def load_clip_model(ref: str | None = None, directory: Path | None = None) -> tuple[ClipDetector, ModelCard]:
-    """The CLIP encoder (dequantised graph, built once if missing) with the registered probe."""
-    from ml.clip_model import ClipDetector
-
+def load_clip_probe(
+    ref: str | None = None, directory: Path | None = None
+) -> tuple[Probe, ModelCard, np.ndarray | None]:
+    """A registered CLIP probe without the encoder (for cached features): probe, card, reference faces."""
     directory = directory or registry_dir()
     card = find_card(ref or default_ref("clip", directory), directory)
     with np.load(_verified_weights(card, directory)) as arrays:
         probe = probe_from_arrays(dict(arrays), card.probe)
-    return ClipDetector(probe, reference=load_reference(card, directory)), card
+    return probe, card, load_reference(card, directory)
+
+
+def load_clip_model(ref: str | None = None, directory: Path | None = None) -> tuple[ClipDetector, ModelCard]:
+    """The CLIP encoder (dequantised graph, built once if missing) with the registered probe."""
+    from ml.clip_model import ClipDetector
+
+    probe, card, reference = load_clip_probe(ref, directory)
+    return ClipDetector(probe, reference=reference), card
 
 
 def has_default(task: str, directory: Path | None = None) -> bool:

@@ -282,12 +282,18 @@ def ood_check(
     return {**training_stats(faces), "neighbours": neighbour_stats(reference, val_faces)}, reference
 
 
-def track_logits(probe: Probe, frames: Features) -> tuple[np.ndarray, np.ndarray]:
-    """Mean frame logit and label of each clip (frame keys are `name#step`)."""
-    logits = probe.logits(frames.x)
+def frames_by_clip(frames: Features) -> dict[str, list[int]]:
+    """Each clip's frame rows (frame keys are `name#step`), clips in the order they first appear."""
     clips: dict[str, list[int]] = {}
     for i, key in enumerate(frames.keys):
         clips.setdefault(key.rsplit("#", 1)[0], []).append(i)
+    return clips
+
+
+def track_logits(probe: Probe, frames: Features) -> tuple[np.ndarray, np.ndarray]:
+    """Mean frame logit and label of each clip, in `frames_by_clip` order."""
+    logits = probe.logits(frames.x)
+    clips = frames_by_clip(frames)
     means = np.array([logits[idx].mean() for idx in clips.values()])
     return means, np.array([frames.y[idx[0]] for idx in clips.values()])
 

@@ -129,3 +129,47 @@ def test_a_held_out_row_scores_calibrates_and_flags_its_items(tmp_path):
     assert result.unfamiliar.shape == result.labels.shape  # the product's check, with the row's own faces
     assert result.held_out.sum() == 72  # wfir's files; lfw's 12 test reals are the rest
     assert all(len(flag) == len(result.labels) for flag in result.candidates.values())
+    # the check's parts are kept, and at the product's quantile they abstain exactly where it does
+    from ml.loso import OperatingPoint, abstains_at
+
+    band = (0.35, 0.65)
+    inside = (result.probs >= band[0]) & (result.probs < band[1])
+    assert len(result.neighbour_distance) == len(result.labels) and len(result.val_neighbour_distance) == 24
+    np.testing.assert_array_equal(abstains_at(result, OperatingPoint(band, 0.95)), inside | result.unfamiliar)
+
+
+def test_the_shipped_card_on_the_test_splits_reads_its_own_calibration_and_check():
+    import numpy as np
+
+    from benchmarks.loso import shipped_in_domain
+    from ml.clip_encoder import ROW_DIM
+    from ml.registry import load_clip_probe
+    from ml.train_clip import Features
+    from ml.uncertainty import out_of_distribution
+
+    rng = np.random.default_rng(0)
+
+    def part(keys, labels):
+        return Features(rng.normal(0, 1, (len(keys), ROW_DIM)).astype(np.float32), np.array(labels), keys)
+
+    features = {
+        "val_photos": part(["v0.jpg", "v1.jpg"], [0, 1]),
+        "val_frames": part(["c.mp4#0", "c.mp4#5"], [1, 1]),
+        "test_photos": part(["t0.jpg", "t1.jpg", "t2.jpg"], [0, 1, 1]),
+        "test_frames": part(["a.mp4#0", "a.mp4#3", "b.mp4#0"], [0, 0, 1]),
+    }
+    photos, clips = shipped_in_domain(features)
+    assert (photos.row, clips.row) == ("test_photos", "test_clips")
+    assert photos.labels.tolist() == [0, 1, 1] and clips.labels.tolist() == [0, 1]
+    probe, card, reference = load_clip_probe()
+    expected = 1 / (1 + np.exp(-probe.logits(features["test_photos"].x) / card.temperature))
+    np.testing.assert_allclose(photos.probs, expected)
+    assert len(photos.val_neighbour_distance) == 3  # two val photos and one val clip
+    # the product's own check agrees with the kept parts at the card's threshold
+    from ml.probe import select
+
+    stats = card.embedding_stats
+    inputs = [select(x[None], probe.feature, probe.l2) for x in features["test_photos"].x]
+    flags = [out_of_distribution(x, stats, reference) is not None for x in inputs]
+    near = photos.neighbour_distance > stats["neighbours"]["max_distance"]
+    assert flags == (photos.far_from_mean | near).tolist()

@@ -11,7 +11,17 @@ import pytest
 from ml.clip_encoder import EMBED_DIM, ROW_DIM
 from ml.dataset import inner_crop
 from ml.features import EmbeddingStore, fill, track_steps
-from ml.loso import RowResult, abstains, auc_or_nan, selective_lines, split_row, summary_line
+from ml.loso import (
+    OperatingPoint,
+    RowResult,
+    abstains,
+    abstains_at,
+    auc_or_nan,
+    operating_point_lines,
+    selective_lines,
+    split_row,
+    summary_line,
+)
 from ml.probe import (
     FEATURE_SLICES,
     EnsembleProbe,
@@ -229,6 +239,38 @@ def test_an_unfamiliar_held_out_item_abstains_as_the_product_does():
     assert "decided=0.750" in before and "confidently_wrong=0.250" in before
     assert "decided=0.500" in after and "confidently_wrong=0.000" in after
     assert selective_lines([flagged], band)[2].endswith("| 0.25 |")
+
+
+def test_an_operating_point_sets_the_band_and_the_neighbour_quantile():
+    labels = np.array([1, 1, 0, 0, 1])
+    probs = np.array([0.2, 0.9, 0.1, 0.5, 0.72])
+    row = RowResult("row", 0.75, 3, 2, labels, probs, probs=probs,
+                    far_from_mean=np.array([False, False, True, False, False]),
+                    neighbour_distance=np.array([0.30, 0.10, 0.10, 0.10, 0.10]),
+                    val_neighbour_distance=np.linspace(0.0, 0.25, 11))  # fmt: skip
+    # far from the mean is uncertain at every point; the band; the neighbours past the val quantile
+    assert abstains_at(row, OperatingPoint((0.35, 0.65), None)).tolist() == [False, False, True, True, False]
+    assert abstains_at(row, OperatingPoint((0.25, 0.75), None)).tolist() == [False, False, True, True, True]
+    assert abstains_at(row, OperatingPoint((0.35, 0.65), 0.9)).tolist() == [True, False, True, True, False]
+    # a row that did not keep the check's parts abstains on its band alone
+    plain = RowResult("row", 0.75, 3, 2, labels, probs, probs=probs)
+    assert abstains_at(plain, OperatingPoint((0.35, 0.65), 0.9)).tolist() == [0, 0, 0, 1, 0]
+
+
+def test_operating_point_lines_pool_the_held_out_rows_and_show_each_in_domain_set():
+    labels = np.array([1, 1, 0, 0])
+    probs = np.array([0.2, 0.9, 0.1, 0.5])
+    held = RowResult("held", 0.75, 2, 2, labels, probs, probs=probs,
+                     neighbour_distance=np.array([0.5, 0.1, 0.1, 0.1]),
+                     val_neighbour_distance=np.array([0.1, 0.2]))  # fmt: skip
+    test = replace(held, row="test_photos", neighbour_distance=np.zeros(4))
+    points = [OperatingPoint((0.35, 0.65), None), OperatingPoint((0.35, 0.65), 0.95)]
+    lines = operating_point_lines([held], [test], points)
+    assert "test_photos decided | test_photos confidently wrong" in lines[0]
+    assert len(lines[1].split("|")) == len(lines[0].split("|"))
+    # the confidently wrong fake (0.2) is unfamiliar: the check makes it UNCERTAIN, in-domain unchanged
+    assert lines[2] == "| 0.35-0.65 / off | 0.750 | 0.667 | 0.500 | 0.250 | 0.750 | 0.250 |"
+    assert lines[3] == "| 0.35-0.65 / q95 | 0.500 | 1.000 | 0.500 | 0.000 | 0.750 | 0.250 |"
 
 
 def test_a_candidate_signal_abstains_only_in_the_line_that_names_it():
