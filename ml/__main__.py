@@ -127,7 +127,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_neighbours(args: argparse.Namespace) -> int:
     """Give an existing CLIP card its out-of-distribution reference faces (its probe's weights untouched):
-    drawn from the training files of the recipe its card records, thresholded on its val files."""
+    drawn from the training files of the recipe its card records, thresholded on its val files; with
+    `--quantile` / `--band`, at that operating point (recorded in the card's recipe as well)."""
+    from dataclasses import asdict, replace
+
     from ml.clip_encoder import ClipEncoder
     from ml.features import clip_stores
     from ml.registry import default_ref, find_card, registry_dir, save_reference
@@ -136,6 +139,12 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     directory = Path(args.registry) if args.registry else registry_dir()
     card = find_card(args.ref or default_ref("clip", directory), directory)
     cfg = ClipTrainConfig(**card.training["config"])
+    if args.quantile is not None:
+        cfg = replace(cfg, neighbour_quantile=args.quantile)
+    if args.band is not None:
+        cfg = replace(cfg, uncertain_band=(args.band[0], args.band[1]))
+        card.uncertain_band = (args.band[0], args.band[1])
+    card.training["config"] = asdict(cfg)
     cache = Path(args.cache)
     features = gather(
         Path(args.data), cache, clip_stores(cache, cfg.seed), ClipEncoder().feature_rows, cfg, print
@@ -144,7 +153,8 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
     card.embedding_stats["neighbours"] = neighbours = stats["neighbours"]  # the card's own mean and std stay
     path = save_reference(reference, card, directory)
     print(
-        f"{card.ref}: {len(reference)} reference faces in {path}, max distance {neighbours['max_distance']}"
+        f"{card.ref}: {len(reference)} reference faces in {path}, max distance {neighbours['max_distance']} "
+        f"(quantile {neighbours['quantile']} of the val files), uncertain band {list(card.uncertain_band)}"
     )
     return 0
 
@@ -265,6 +275,15 @@ Check = Callable[[argparse.Namespace], list[str]]
 
 def _no_problems(_args: argparse.Namespace) -> list[str]:
     return []
+
+
+def _operating_point_problems(args: argparse.Namespace) -> list[str]:
+    problems = []
+    if args.quantile is not None and not 0 < args.quantile < 1:
+        problems.append(f"--quantile must lie between 0 and 1, not {args.quantile:g}")
+    if args.band is not None and not 0 <= args.band[0] < 0.5 < args.band[1] <= 1:
+        problems.append("--band LOW HIGH must hold the threshold 0.5: 0 <= LOW < 0.5 < HIGH <= 1")
+    return problems
 
 
 def _command(
@@ -464,11 +483,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _command(sub, "prepare", cmd_prepare, "build derived weights (the fp32 CLIP tower) once, at set-up")
     n = _command(
-        sub, "neighbours", cmd_neighbours, "give a CLIP card its out-of-distribution reference faces"
+        sub,
+        "neighbours",
+        cmd_neighbours,
+        "give a CLIP card its out-of-distribution reference faces",
+        check=_operating_point_problems,
     )
     n.add_argument("--ref", help="name@version (default: the registry's default CLIP probe)")
     n.add_argument("--data", default="../shared/data")
     n.add_argument("--cache", default="cache/crops", help="the crop cache (features live beside it)")
+    n.add_argument(
+        "--quantile", type=float, help="unfamiliar past this quantile of the val files' distances (0-1)"
+    )
+    n.add_argument(
+        "--band", type=float, nargs=2, metavar=("LOW", "HIGH"), help="the uncertain band of the probability"
+    )
     _registry_option(n.add_argument, "and write the card to")
     models = _command(sub, "models", cmd_models, "list registered models and check their files")
     _registry_option(models.add_argument)

@@ -27,7 +27,7 @@ from ml.metrics import classification_report, fit_temperature, sigmoid
 from ml.probe import Probe, fit_head, member_count, select
 from ml.registry import ModelCard, save_probe, save_reference
 from ml.sources import source_groups
-from ml.uncertainty import neighbour_stats, training_stats, unit_rows
+from ml.uncertainty import NEIGHBOUR_QUANTILE, neighbour_stats, training_stats, unit_rows
 
 Log = Callable[[str], None]
 
@@ -67,6 +67,11 @@ class ClipTrainConfig:
     # depend on how a photo was saved (`ml evaluate --reencode-sweep`).
     resaved: int = 0
     seed: int = 0
+    # The operating point (when the verdict is UNCERTAIN), written into the card: a calibrated probability
+    # inside `uncertain_band`, or a face whose nearest training faces are farther than the
+    # `neighbour_quantile` of the val files' (`ml.uncertainty.out_of_distribution`).
+    uncertain_band: tuple[float, float] = (0.35, 0.65)
+    neighbour_quantile: float = NEIGHBOUR_QUANTILE
     exclude: list[str] = field(default_factory=list)  # file-name prefixes left out (leave-one-source-out)
 
     @classmethod
@@ -279,7 +284,8 @@ def ood_check(
     `val_faces` set) and the reference faces."""
     faces = training_faces(features, cfg, drop)
     reference = neighbour_reference(faces)
-    return {**training_stats(faces), "neighbours": neighbour_stats(reference, val_faces)}, reference
+    neighbours = neighbour_stats(reference, val_faces, quantile=cfg.neighbour_quantile)
+    return {**training_stats(faces), "neighbours": neighbours}, reference
 
 
 def frames_by_clip(frames: Features) -> dict[str, list[int]]:
@@ -333,6 +339,7 @@ def train_clip(data: Path, out: Path, cfg: ClipTrainConfig, cache_dir: Path, log
         },
         temperature=float(t_image),
         video_temperature=float(t_video),
+        uncertain_band=(float(cfg.uncertain_band[0]), float(cfg.uncertain_band[1])),
         # the out-of-distribution check reads the probe's input; statistics of every training face
         embedding_stats=stats,
         metrics=metrics,

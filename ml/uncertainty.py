@@ -196,14 +196,19 @@ def neighbour_distance(rows: np.ndarray, reference: np.ndarray, k: int = NEIGHBO
     return float(1 - nearest.mean())
 
 
-def neighbour_stats(reference: np.ndarray, val_faces: Sequence[np.ndarray], k: int = NEIGHBOURS) -> dict:
-    """What a card stores beside its reference faces: `k`, and the NEIGHBOUR_QUANTILE of the val faces' (one
-    array of rows per file) own neighbour distances, past which a face is called unfamiliar."""
+def neighbour_stats(
+    reference: np.ndarray,
+    val_faces: Sequence[np.ndarray],
+    k: int = NEIGHBOURS,
+    quantile: float = NEIGHBOUR_QUANTILE,
+) -> dict:
+    """What a card stores beside its reference faces: `k`, and the `quantile` of the val faces' (one array
+    of rows per file) own neighbour distances, past which a face is called unfamiliar."""
     distances = [neighbour_distance(rows, reference, k) for rows in val_faces]
     return {
         "k": k,
-        "max_distance": round(float(np.quantile(distances, NEIGHBOUR_QUANTILE)), 5),
-        "quantile": NEIGHBOUR_QUANTILE,
+        "max_distance": round(float(np.quantile(distances, quantile)), 5),
+        "quantile": quantile,
         "faces": int(len(reference)),
     }
 

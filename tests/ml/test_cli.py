@@ -39,7 +39,10 @@ def test_predict_json_says_uncertain_with_reasons_for_a_tiny_face(tiny_face_jpg)
     assert codes[0] == "face_too_small" and set(codes) <= {"face_too_small", "out_of_distribution"}
     assert result["lean"] in ("real", "fake") and 0 <= result["fake_probability"] <= 1
     assert result["faces"][0]["uncertain_reasons"] == result["uncertain_reasons"]
-    assert result["uncertain_band"] == [0.35, 0.65] and result["known_limits"]
+    from ml.registry import default_ref, find_card
+
+    assert result["uncertain_band"] == list(find_card(default_ref("clip")).uncertain_band)
+    assert result["known_limits"]
     text = _run("predict", str(tiny_face_jpg)).stdout
     assert "UNCERTAIN" in text and "face_too_small" in text
 
@@ -262,3 +265,15 @@ def test_a_preset_names_only_where_it_departs_from_the_dataclass_defaults(preset
     defaults = getattr(ml.train_clip if config_class.startswith("Clip") else ml.train, config_class)()
     written = json.loads((CONFIG_DIR / preset).read_text())
     assert {key for key, value in written.items() if getattr(defaults, key) == value} == set()
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--quantile", "1.5"], "--quantile must lie between 0 and 1, not 1.5"),
+        (["--band", "0.6", "0.8"], "--band LOW HIGH must hold the threshold 0.5"),
+    ],
+)
+def test_neighbours_refuses_an_operating_point_that_cannot_be(capsys, flags, said):
+    err = _refusal(capsys, ["neighbours", *flags])
+    assert said in err and "usage: python -m ml neighbours" in err

@@ -389,3 +389,7 @@ def test_the_neighbour_reference_is_drawn_from_the_training_faces_and_thresholde
     assert [len(f) for f in files] == [1, 1, 2]  # two photos, one clip of two frames
     stats, reference = ood_check(features, cfg, files)
     assert stats["neighbours"]["faces"] == 26 and 0 < stats["neighbours"]["max_distance"] <= 2
+    # the recipe's operating point sets the quantile of the val files' distances that is the threshold
+    looser, _ = ood_check(features, replace(cfg, neighbour_quantile=0.5), files)
+    assert looser["neighbours"]["quantile"] == 0.5
+    assert looser["neighbours"]["max_distance"] <= stats["neighbours"]["max_distance"]
