@@ -374,7 +374,15 @@ def in_domain_aucs(features: dict, cfg: ClipTrainConfig, group_of: dict[str, str
 
 
 # What `gather` reads of a recipe: variants that change none of these share one set of feature rows.
-GATHER_FIELDS = ("thin_photos", "frames_per_track", "video_frames", "synth_per_family", "resaved", "seed")
+GATHER_FIELDS = (
+    "thin_photos",
+    "thin_by_pair",
+    "frames_per_track",
+    "video_frames",
+    "synth_per_family",
+    "resaved",
+    "seed",
+)
 
 
 def compare_variants(args: argparse.Namespace, variants: list[tuple[str, ClipTrainConfig]]) -> int:

@@ -21,6 +21,9 @@ class MediaRecord:
     split: str
     source: str  # as the manifest names it
     group: str  # the finer LOSO group
+    # the manifest's `group`: the original a fake was made from, shared by that original's real file
+    # (DFDC crops); empty where the manifest names none
+    pair: str = ""
 
 
 def source_group(name: str, source: str) -> str:
@@ -49,6 +52,7 @@ def read_manifest(data: Path, kind: str) -> list[MediaRecord]:
                     split=row["split"],
                     source=row["source"],
                     group=source_group(name, row["source"]),
+                    pair=row.get("group") or "",
                 )
             )
     return records
@@ -57,3 +61,9 @@ def read_manifest(data: Path, kind: str) -> list[MediaRecord]:
 def source_groups(data: Path) -> dict[str, str]:
     """File name -> LOSO group, for every photo and video the manifest lists."""
     return {r.path.name: r.group for kind in ("images", "videos") for r in read_manifest(data, kind)}
+
+
+def photo_pairs(data: Path) -> dict[str, str]:
+    """Photo file name -> the original it shares with its real or fake counterpart, where the manifest
+    names one (`MediaRecord.pair`)."""
+    return {r.path.name: r.pair for r in read_manifest(data, "images") if r.pair}

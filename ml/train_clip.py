@@ -26,7 +26,7 @@ from ml.media import DEFAULT_FRAMES
 from ml.metrics import classification_report, fit_temperature, sigmoid
 from ml.probe import Probe, fit_head, member_count, select
 from ml.registry import ModelCard, save_probe, save_reference
-from ml.sources import source_groups
+from ml.sources import photo_pairs, source_groups
 from ml.uncertainty import NEIGHBOUR_QUANTILE, neighbour_stats, training_stats, unit_rows
 
 Log = Callable[[str], None]
@@ -58,6 +58,10 @@ class ClipTrainConfig:
     balance: bool = False
     # 1 in N photos of these file-name prefixes (the two sources with thousands of near-alike faces)
     thin_photos: dict[str, int] = field(default_factory=lambda: {"dfdcface": 4, "lfw_": 4})
+    # Thin by the original a photo was made from (`ml.sources.photo_pairs`) rather than by its own name, so
+    # a kept real face keeps the fake made from it: the probe sees what a swap changes on the same person
+    # and frame, not which people and scenes each class happens to hold.
+    thin_by_pair: bool = False
     frames_per_track: int = 4
     video_frames: int = DEFAULT_FRAMES  # frames sampled per clip when cutting the crop cache
     # ml.synth family -> forgeries; re-synthesis + self-blend won the leave-one-source-out ablation
@@ -80,10 +84,10 @@ class ClipTrainConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def _photo_filter(split: str, cfg: ClipTrainConfig) -> Callable[[str], bool]:
+def _photo_filter(split: str, cfg: ClipTrainConfig, pairs: Mapping[str, str]) -> Callable[[str], bool]:
     """Which photos of a split are used, by path: train photos are thinned, others only excluded."""
     if split == "train":
-        return lambda path: keep_photo(Path(path).name, cfg)
+        return lambda path: keep_photo(Path(path).name, cfg, pairs)
     return _not_excluded(cfg)
 
 
@@ -91,12 +95,15 @@ def _not_excluded(cfg: ClipTrainConfig) -> Callable[[str], bool]:
     return lambda path: not Path(path).name.startswith(tuple(cfg.exclude))
 
 
-def keep_photo(name: str, cfg: ClipTrainConfig) -> bool:
+def keep_photo(name: str, cfg: ClipTrainConfig, pairs: Mapping[str, str] | None = None) -> bool:
+    """Whether a training photo is used: not excluded, and 1 in N of a thinned source by a fixed hash of
+    its name (with `thin_by_pair`, of the original it shares with its counterpart, where `pairs` knows)."""
     if name.startswith(tuple(cfg.exclude)):
         return False
     for prefix, one_in in cfg.thin_photos.items():
         if name.startswith(prefix):
-            return zlib.crc32(name.encode()) % one_in == 0
+            key = (pairs or {}).get(name, name) if cfg.thin_by_pair else name
+            return zlib.crc32(key.encode()) % one_in == 0
     return True
 
 
@@ -176,11 +183,12 @@ def gather(
 ) -> dict[str, Features]:
     """Embed (what is missing) and collect `{split}_photos`, `{split}_frames` and `train_synth`."""
     store, synth_store = stores
+    pairs = photo_pairs(data) if cfg.thin_by_pair else {}
     out = {}
     for split in splits:
         photos = image_crops(data / "images" / split, cache_dir, log=log)
         videos = video_crops(data / "videos" / split, cache_dir, cfg.video_frames, log=log)
-        photo_keep = _photo_filter(split, cfg)
+        photo_keep = _photo_filter(split, cfg, pairs)
         fill(store, crop_set_items(photos, keep=photo_keep), encode, log=log)
         fill(store, crop_set_items(videos, cfg.frames_per_track, keep=_not_excluded(cfg)), encode, log=log)
         out[f"{split}_photos"] = photo_features(photos, store, photo_keep)

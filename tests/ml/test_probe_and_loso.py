@@ -219,6 +219,26 @@ def test_thinning_is_a_fixed_function_of_the_name():
     assert keep_photo("rof_ffhq_1.jpg", cfg) and not keep_photo("wfir_ffhq_1.jpg", cfg)
 
 
+def test_thinning_by_pair_keeps_or_drops_a_real_face_with_the_fake_made_from_it(tmp_path):
+    from ml.sources import photo_pairs
+
+    rows = ["path\tlabel\tsplit\tgroup\tsource"]
+    for i in range(200):
+        rows.append(f"images/train/real/dfdcface_r{i}.jpg\treal\ttrain\torig{i}\tdfdcface")
+        rows.append(f"images/train/fake/dfdcface_f{i}.jpg\tfake\ttrain\torig{i}\tdfdcface")
+    rows.append("images/train/fake/lfw_fake_1.jpg\tfake\ttrain\t\tlfw_faceswap")
+    (tmp_path / "MANIFEST.tsv").write_text("\n".join(rows) + "\n")
+    pairs = photo_pairs(tmp_path)
+    assert pairs["dfdcface_r3.jpg"] == pairs["dfdcface_f3.jpg"] == "orig3" and "lfw_fake_1.jpg" not in pairs
+    paired = ClipTrainConfig(thin_photos={"dfdcface": 4}, thin_by_pair=True)
+    kept = [i for i in range(200) if keep_photo(f"dfdcface_r{i}.jpg", paired, pairs)]
+    assert 25 < len(kept) < 75
+    assert kept == [i for i in range(200) if keep_photo(f"dfdcface_f{i}.jpg", paired, pairs)]
+    by_name = ClipTrainConfig(thin_photos={"dfdcface": 4})
+    both = [i for i in range(200) if all(keep_photo(f"dfdcface_{x}{i}.jpg", by_name, pairs) for x in "rf")]
+    assert len(both) < len(kept) / 2  # by name, a kept real seldom keeps its fake
+
+
 def test_summary_line_is_the_issues_format():
     rows = [
         RowResult("a", 0.9, 1, 1, np.array([]), np.array([])),
