@@ -289,8 +289,8 @@ def test_operating_point_lines_pool_the_held_out_rows_and_show_each_in_domain_se
     assert "test_photos decided | test_photos confidently wrong" in lines[0]
     assert len(lines[1].split("|")) == len(lines[0].split("|"))
     # the confidently wrong fake (0.2) is unfamiliar: the check makes it UNCERTAIN, in-domain unchanged
-    assert lines[2] == "| 0.35-0.65 / off | 0.750 | 0.667 | 0.500 | 0.250 | 0.750 | 0.250 |"
-    assert lines[3] == "| 0.35-0.65 / q95 | 0.500 | 1.000 | 0.500 | 0.000 | 0.750 | 0.250 |"
+    assert lines[2] == "| 0.35-0.65 / off | 0.750 | 0.667 | 0.500 | 0.500 | 0.250 | 0.750 | 0.250 |"
+    assert lines[3] == "| 0.35-0.65 / q95 | 0.500 | 1.000 | 0.500 | 0.500 | 0.000 | 0.750 | 0.250 |"
 
 
 def test_a_candidate_signal_abstains_only_in_the_line_that_names_it():
