@@ -47,12 +47,13 @@ from ml.loso import (
     format_table,
     known_limits,
     operating_point_lines,
+    pooled_report,
     score_row,
     selective_lines,
     split_row,
     summary_line,
 )
-from ml.metrics import fit_temperature, selective_report, sigmoid
+from ml.metrics import fit_temperature, sigmoid
 from ml.probe import HEADS, member_logits, select
 from ml.registry import default_ref, find_card, load_clip_probe, record_metrics
 from ml.sources import read_manifest, source_groups
@@ -413,10 +414,7 @@ def _pooled_cells(results: list[RowResult]) -> str:
     if not rows:
         return "- | -"
     band = find_card(default_ref("clip")).uncertain_band
-    abstained = np.concatenate([abstains(r, band) for r in rows])
-    report = selective_report(
-        np.concatenate([r.labels for r in rows]), np.concatenate([r.probs for r in rows]), abstained
-    )
+    report = pooled_report(rows, lambda r: abstains(r, band))
     return f"{report['accuracy_at_80']:.3f} | {report['confidently_wrong']:.3f}"
 
 

@@ -149,11 +149,28 @@ def summary_line(results: Sequence[RowResult]) -> str:
     )
 
 
+def inside_band(probs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """Which calibrated probabilities fall in the uncertain band (low inclusive, high exclusive)."""
+    return (probs >= band[0]) & (probs < band[1])
+
+
+def pooled_report(rows: Sequence[RowResult], abstained: Callable[[RowResult], np.ndarray]) -> dict:
+    """`ml.metrics.selective_report` over every row's items at once, each row abstaining where `abstained`
+    says."""
+    from ml.metrics import selective_report
+
+    return selective_report(
+        np.concatenate([r.labels for r in rows]),
+        np.concatenate([r.probs for r in rows]),
+        np.concatenate([abstained(r) for r in rows]),
+    )
+
+
 def abstains(result: RowResult, band: tuple[float, float], candidate: str | None = None) -> np.ndarray:
     """Which held-out items the product would call UNCERTAIN: a probability inside `band`, or a face
     unlike the training faces (when the row measured that); with `candidate`, also where that measured
     signal fires."""
-    inside = (result.probs >= band[0]) & (result.probs < band[1])
+    inside = inside_band(result.probs, band)
     flags = [result.unfamiliar, result.candidates.get(candidate) if candidate else None]
     for flag in flags:
         if flag is not None:
@@ -163,7 +180,7 @@ def abstains(result: RowResult, band: tuple[float, float], candidate: str | None
 
 def abstains_at(result: RowResult, point: OperatingPoint) -> np.ndarray:
     """Which items the product would call UNCERTAIN at `point` (a row that kept the check's parts)."""
-    inside = (result.probs >= point.band[0]) & (result.probs < point.band[1])
+    inside = inside_band(result.probs, point.band)
     if result.far_from_mean is not None:
         inside = inside | result.far_from_mean
     if point.quantile is not None and result.neighbour_distance is not None:
@@ -178,14 +195,9 @@ def operating_point_lines(
     """One line per operating point: the selective figures pooled over the held-out rows, and on each
     in-domain set (decided share and confidently wrong), so a band and a check are chosen by both. The
     accuracy on all items bounds what any abstention can reach at 80 % coverage (at most it / 0.8)."""
-    from ml.metrics import selective_report
 
     def pooled(rows: Sequence[RowResult], point: OperatingPoint) -> dict:
-        return selective_report(
-            np.concatenate([r.labels for r in rows]),
-            np.concatenate([r.probs for r in rows]),
-            np.concatenate([abstains_at(r, point) for r in rows]),
-        )
+        return pooled_report(rows, lambda r: abstains_at(r, point))
 
     names = " | ".join(f"{r.row} decided | {r.row} confidently wrong" for r in in_domain)
     lines = [
@@ -264,12 +276,7 @@ def pooled_line(
     label: str, rows: Sequence[RowResult], band: tuple[float, float], candidate: str | None = None
 ) -> str:
     """The selective figures over every row at once, as one `key=value` line."""
-    from ml.metrics import selective_report
-
-    labels = np.concatenate([r.labels for r in rows])
-    probs = np.concatenate([r.probs for r in rows])
-    abstained = np.concatenate([abstains(r, band, candidate) for r in rows])
-    pooled = selective_report(labels, probs, abstained)
+    pooled = pooled_report(rows, lambda r: abstains(r, band, candidate))
     return (
         f"{label} decided={pooled['decided_share']:.3f} "
         f"decided_acc={pooled['decided_accuracy']:.3f} acc_at_80_coverage={pooled['accuracy_at_80']:.3f} "
