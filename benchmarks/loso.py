@@ -148,7 +148,8 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
     result = score_row(row, evaluation, lambda recs: clip_scores(probe, recs, rows_of))
     val = [r for r in records if r.split == "val" and r.group not in held]
     t = fit_temperature(clip_scores(probe, val, rows_of), np.array([r.label for r in val]))
-    stats, reference = row_ood_check(features, cfg, is_held, val, rows_of)
+    val_inputs = [probe_input(r, rows_of, cfg) for r in val]
+    stats, reference = row_ood_check(features, cfg, is_held, val_inputs)
     inputs = [probe_input(r, rows_of, cfg) for r in evaluation]
     unfamiliar = [out_of_distribution(x, stats, reference) is not None for x in inputs]
     return replace(
@@ -157,7 +158,7 @@ def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_
         unfamiliar=np.array(unfamiliar, bool),
         candidates=candidate_flags(probe, t, evaluation, val, rows_of),
         held_out=np.array([r.group in held for r in evaluation], bool),
-        **ood_parts(inputs, [probe_input(r, rows_of, cfg) for r in val], stats, reference),
+        **ood_parts(inputs, val_inputs, stats, reference),
     )
 
 
@@ -179,10 +180,11 @@ def probe_input(record, rows_of, cfg) -> np.ndarray:
     return select(np.stack(rows_of[record.path.name]), cfg.feature, cfg.l2)
 
 
-def row_ood_check(features, cfg, is_held, val, rows_of) -> tuple[dict, np.ndarray]:
+def row_ood_check(features, cfg, is_held, val_inputs: list[np.ndarray]) -> tuple[dict, np.ndarray]:
     """The out-of-distribution check as the product's card holds it (`ml.train_clip`), made from the
-    row's own training faces and thresholded on its own val files: (statistics, reference faces)."""
-    stats, reference = ood_check(features, cfg, [probe_input(r, rows_of, cfg) for r in val], drop=is_held)
+    row's own training faces and thresholded on its own val files' probe inputs: (statistics, reference
+    faces)."""
+    stats, reference = ood_check(features, cfg, val_inputs, drop=is_held)
     return stats, reference.astype(np.float32)
 
 
@@ -244,7 +246,7 @@ def shipped_in_domain(features: dict) -> list[RowResult]:
     track, where the pipeline reads 8): calibrated as its card says, with its own out-of-distribution
     statistics and reference faces, the val files' distances measured against that reference."""
     probe, card, reference = load_clip_probe()
-    cfg = ClipTrainConfig(**card.training["config"])
+    cfg = ClipTrainConfig.of_card(card)
     stats = card.embedding_stats
     val_inputs = val_files(features, cfg)
     photos, frames = features["test_photos"], features["test_frames"]

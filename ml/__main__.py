@@ -138,7 +138,7 @@ def cmd_neighbours(args: argparse.Namespace) -> int:
 
     directory = Path(args.registry) if args.registry else registry_dir()
     card = find_card(args.ref or default_ref("clip", directory), directory)
-    cfg = ClipTrainConfig(**card.training["config"])
+    cfg = ClipTrainConfig.of_card(card)
     if args.quantile is not None:
         cfg = replace(cfg, neighbour_quantile=args.quantile)
     if args.band is not None:

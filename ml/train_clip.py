@@ -86,6 +86,11 @@ class ClipTrainConfig:
         """A recipe from its JSON file (`ml/configs/clip_*.json`); a key it does not know is an error."""
         return cls(**json.loads(Path(path).read_text()))
 
+    @classmethod
+    def of_card(cls, card: ModelCard) -> ClipTrainConfig:
+        """The recipe a CLIP card records it was trained with (keys it predates take their defaults)."""
+        return cls(**card.training["config"])
+
 
 def _photo_filter(split: str, cfg: ClipTrainConfig, pairs: Mapping[str, str]) -> Callable[[str], bool]:
     """Which photos of a split are used, by path: train photos are thinned, others only excluded."""
