@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.ensemble import mixed, print_table
+
+
+def test_the_mix_is_read_off_val_and_test_only_reports_it(capsys):
+    y = np.array([0, 0, 1, 1])
+    separates, inverted = np.array([-2.0, -1.0, 1.0, 2.0]), np.array([2.0, 1.0, -1.0, -2.0])
+    scores = {
+        "val": (y, separates, inverted, ["a"] * 4),  # on val only CLIP ranks the fakes higher
+        "test": (y, inverted, separates, ["a", "b", "a", "b"]),  # on test only the CNN does
+    }
+    print_table(scores)
+    out = capsys.readouterr().out
+    summary = out.strip().splitlines()[-1]
+    weight, test_auc = (float(cell.split("=")[1]) for cell in summary.split()[:2])
+    assert weight > 0.5 and test_auc == 0.0  # the weight val prefers, whatever it does on test
+    assert "clip_alone=0.000 cnn_alone=1.000" in summary
+    header = out.splitlines()[0]
+    assert header.endswith("| a | b |")  # one column per group holding both labels
+
+
+def test_a_group_with_one_label_gets_no_column(capsys):
+    y = np.array([0, 1, 1, 0, 1])
+    z = np.array([-1.0, 1.0, 2.0, -2.0, 0.5])
+    print_table({"val": (y, z, z, ["g"] * 5), "test": (y, z, -z, ["g", "g", "only_fakes", "g", "g"])})
+    assert "only_fakes" not in capsys.readouterr().out
+
+
+def test_the_weight_is_the_clip_share():
+    clip, cnn = np.array([1.0, 3.0]), np.array([-1.0, 1.0])
+    assert np.allclose(mixed(clip, cnn, 1.0), clip) and np.allclose(mixed(clip, cnn, 0.0), cnn)
+    assert np.allclose(mixed(clip, cnn, 0.75), [0.5, 2.5])
