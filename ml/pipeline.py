@@ -203,8 +203,8 @@ class Analyser:
         """Thumbnail and heatmap files of a face.
 
         The heatmap is Grad-CAM of the fine-tuned CNN whichever model decides: on forgeries with known
-        edited pixels it puts 1.7x its share of weight on them, where the CLIP probe's patch map is no
-        better than uniform (0.9x; `python -m benchmarks.heatmap`, recorded in the CLIP card)."""
+        edited pixels it puts 1.3-1.4x its share of weight on them, where the CLIP probe's patch map is no
+        better than uniform (1.0x; `python -m benchmarks.heatmap`, recorded in the CLIP card)."""
         if artifacts_dir is None:
             return {}
         artifacts_dir.mkdir(parents=True, exist_ok=True)
