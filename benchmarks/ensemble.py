@@ -1,17 +1,23 @@
-"""What averaging the CLIP probe with the fine-tuned CNN buys on photos, in-domain only.
+"""What averaging the CLIP probe with the fine-tuned CNN buys on photos: in-domain, and on one held-out row.
 
     python -m benchmarks.ensemble [--data ../shared/data] [--cache cache/crops]
                                   [--clip-model REF] [--image-model REF] [--registry DIR]
+    python -m ml train --task image --exclude dfdc --out runs/loso-dfdc --version 1
+    python -m benchmarks.ensemble --held-out dfdc_photos --cnn-registry runs/loso-dfdc
 
-Both models score the same cached face of every val and test photo (`ml.dataset.image_crops`; the CLIP
+Both models score the same cached face of every photo (`ml.dataset.image_crops`, one view; the CLIP
 features come from the stores beside the crop cache, embedding only what they lack). Each model's logit is
-divided by its own card's temperature, then mixed as w * clip + (1 - w) * cnn for w in a grid. The weight
-is read off val; test is printed for every weight, whole and per source group, so nothing is chosen on test.
+divided by its own temperature, then mixed as w * clip + (1 - w) * cnn for w in a grid.
 
-What this cannot say: both models trained on every source here, so it measures what the mix does on
-sources they know. The default is chosen by leave-one-source-out (`benchmarks.loso`), and the CNN's rows
-cost ~35 min of CPU each there (`benchmarks.loso --model finetune`), so a mix is not a default from this
-alone.
+In-domain (the default): every val and test photo, both models as registered. The weight is read off val;
+test is printed for every weight, whole and per source group, so nothing is chosen on test. Both models
+trained on every source here, so this says what the mix does on sources they know.
+
+`--held-out ROW` (a photo row of `ml.loso.IMAGE_ROWS`): the CLIP probe refitted and calibrated without the
+row's source exactly as `benchmarks.loso` does, and a CNN trained without it (`ml train --exclude`, its
+registry given by `--cnn-registry`), both on the row's items (the source's files of every split and the
+other sources' test reals); the AUC at each weight. A CNN per row costs 20-45 min of CPU, which is why
+this takes one row at a time.
 
 Needs the research media in ../shared/data (not shipped with the project).
 """
@@ -27,13 +33,13 @@ import torch
 
 from ml.dataset import FaceSet, image_crops
 from ml.features import photo_key
-from ml.loso import auc_or_nan
+from ml.loso import IMAGE_ROWS, auc_or_nan, split_row
 from ml.registry import load_clip_probe, load_image_model
 from ml.sources import read_manifest
 from ml.train import evaluate, pick_device
 from ml.train_clip import ClipTrainConfig
 
-from .loso import clip_features
+from .loso import SPLITS, clip_features, held_out_row, row_inputs
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -59,10 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-model", help="name@version (default: the registry's CLIP probe)")
     parser.add_argument("--image-model", help="name@version (default: the registry's image model)")
     parser.add_argument("--registry", type=Path, help="registry folder (default: ml/weights)")
+    parser.add_argument("--held-out", choices=list(IMAGE_ROWS), help="one leave-one-source-out photo row")
+    parser.add_argument(
+        "--cnn-registry", type=Path, help="with --held-out: the registry of a CNN trained without that row"
+    )
     args = parser.parse_args(argv)
     if not (args.data / "MANIFEST.tsv").is_file():
         parser.error(f"{args.data} holds no MANIFEST.tsv: this benchmark needs the research media")
+    if bool(args.held_out) != bool(args.cnn_registry):
+        parser.error("--held-out and --cnn-registry go together")
+    if args.held_out:
+        return held_out_mix(args)
+    in_domain_mix(args)
+    return 0
 
+
+def in_domain_mix(args: argparse.Namespace) -> None:
     probe, clip_card, _ = load_clip_probe(args.clip_model, args.registry)
     cfg = ClipTrainConfig.of_card(clip_card)
     features = clip_features(args.data, args.cache, cfg, splits=("val", "test"))
@@ -83,7 +101,35 @@ def main(argv: list[str] | None = None) -> int:
             [group_of.get(k, "?") for k in photos.keys],
         )
     print_table(scores)
+
+
+def held_out_mix(args: argparse.Namespace) -> int:
+    """The mix on one leave-one-source-out row: the CLIP probe refitted and calibrated without the row's
+    source (as `benchmarks.loso` does), the CNN trained without it, both scoring the row's items."""
+    _, clip_card, _ = load_clip_probe(args.clip_model, args.registry)
+    cfg = ClipTrainConfig.of_card(clip_card)
+    features = clip_features(args.data, args.cache, cfg)
+    rows_of, records, group_of = row_inputs(args.data, features)
+    held = IMAGE_ROWS[args.held_out]
+    row = held_out_row(features, cfg, args.held_out, held, records["images"], group_of, rows_of)
+    _, evaluation = split_row(records["images"], held)  # the items of `row`, in its order
+    model, card = load_image_model(None, args.cnn_registry)
+    excluded = card.training["config"]["exclude_sources"]
+    print(f"# row {args.held_out}: {row.n_fake} fakes / {row.n_real} reals; {card.ref} without {excluded}")
+    cnn: dict[str, float] = {}
+    for split in SPLITS:
+        cnn.update(cnn_logits(model, card.input_size, args.data / "images" / split, args.cache))
+    cnn_row = np.array([cnn[r.path.name] for r in evaluation]) / card.temperature
+    clip_row = calibrated_logit(row.probs)
+    for w in WEIGHTS:
+        auc = auc_or_nan(row.labels, mixed(clip_row, cnn_row, w))
+        print(f"held_out={args.held_out} w={w:.2f} auc={auc:.3f}")
     return 0
+
+
+def calibrated_logit(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(probs.astype(np.float64), 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
 
 
 def print_table(scores: dict) -> None:

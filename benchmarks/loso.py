@@ -117,13 +117,7 @@ def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, features: dict | No
     what `clip_features` gave for a recipe with the same forgeries, when a caller varies only the probe."""
     if features is None:
         features = clip_features(data, cache, cfg)
-    rows_of: dict[str, list[np.ndarray]] = {}  # media file name -> its feature rows (a photo: one)
-    for name, f in features.items():
-        if name not in ("train_synth", "train_resaved"):  # made from the media, not media files
-            for key, row in zip(f.keys, f.x, strict=True):
-                rows_of.setdefault(source_name(key), []).append(row)
-    records = {kind: [r for r in read_manifest(data, kind) if r.path.name in rows_of] for kind in KINDS}
-    group_of = {r.path.name: r.group for recs in records.values() for r in recs}
+    rows_of, records, group_of = row_inputs(data, features)
     results = [
         held_out_row(features, cfg, row, held, records[kind], group_of, rows_of)
         for kind, rows in (("images", IMAGE_ROWS), ("videos", VIDEO_ROWS))
@@ -134,6 +128,21 @@ def clip_rows(data: Path, cache: Path, cfg: ClipTrainConfig, features: dict | No
         for family in cfg.synth_per_family
     ]
     return results
+
+
+def row_inputs(
+    data: Path, features: dict
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list], dict[str, str]]:
+    """What every row reads: each media file's feature rows by file name (a photo: one), the manifest's
+    records of the files that have them by kind, and each file's LOSO group."""
+    rows_of: dict[str, list[np.ndarray]] = {}
+    for name, f in features.items():
+        if name not in ("train_synth", "train_resaved"):  # made from the media, not media files
+            for key, row in zip(f.keys, f.x, strict=True):
+                rows_of.setdefault(source_name(key), []).append(row)
+    records = {kind: [r for r in read_manifest(data, kind) if r.path.name in rows_of] for kind in KINDS}
+    group_of = {r.path.name: r.group for recs in records.values() for r in recs}
+    return rows_of, records, group_of
 
 
 def held_out_row(features, cfg, row: str, held: tuple[str, ...], records, group_of, rows_of) -> RowResult:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.ensemble import mixed, print_table
+from benchmarks.ensemble import calibrated_logit, mixed, print_table
+from ml.metrics import sigmoid
 
 
 def test_the_mix_is_read_off_val_and_test_only_reports_it(capsys):
@@ -33,3 +34,9 @@ def test_the_weight_is_the_clip_share():
     clip, cnn = np.array([1.0, 3.0]), np.array([-1.0, 1.0])
     assert np.allclose(mixed(clip, cnn, 1.0), clip) and np.allclose(mixed(clip, cnn, 0.0), cnn)
     assert np.allclose(mixed(clip, cnn, 0.75), [0.5, 2.5])
+
+
+def test_a_held_out_rows_probabilities_go_back_to_the_logits_they_came_from():
+    z = np.array([-20.0, -0.5, 0.0, 3.0])
+    assert np.allclose(calibrated_logit(sigmoid(z)), z)
+    assert np.isfinite(calibrated_logit(np.array([0.0, 1.0]))).all()  # saturated rows stay finite
