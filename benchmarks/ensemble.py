@@ -16,8 +16,10 @@ trained on every source here, so this says what the mix does on sources they kno
 `--held-out ROW` (a photo row of `ml.loso.IMAGE_ROWS`): the CLIP probe refitted and calibrated without the
 row's source exactly as `benchmarks.loso` does, and a CNN trained without it (`ml train --exclude`, its
 registry given by `--cnn-registry`), both on the row's items (the source's files of every split and the
-other sources' test reals); the AUC at each weight. A CNN per row costs 20-45 min of CPU, which is why
-this takes one row at a time.
+other sources' test reals); at each weight the row's AUC, `own` (the held-out sources' fakes against
+their own reals only, so neither model scores by knowing the other sources' reals) and each held-out
+source's fakes against all the row's reals. A CNN per row costs 20-45 min of CPU, which is why this takes
+one row at a time.
 
 Needs the research media in ../shared/data (not shipped with the project).
 """
@@ -121,10 +123,29 @@ def held_out_mix(args: argparse.Namespace) -> int:
         cnn.update(cnn_logits(model, card.input_size, args.data / "images" / split, args.cache))
     cnn_row = np.array([cnn[r.path.name] for r in evaluation]) / card.temperature
     clip_row = calibrated_logit(row.probs)
-    for w in WEIGHTS:
-        auc = auc_or_nan(row.labels, mixed(clip_row, cnn_row, w))
-        print(f"held_out={args.held_out} w={w:.2f} auc={auc:.3f}")
+    groups = [r.group for r in evaluation]
+    for line in held_out_lines(args.held_out, row.labels, clip_row, cnn_row, groups, held):
+        print(line)
     return 0
+
+
+def held_out_lines(
+    row: str, labels: np.ndarray, clip: np.ndarray, cnn: np.ndarray, groups: list[str], held: tuple[str, ...]
+) -> list[str]:
+    """One line per weight: the row's AUC; `own`, the held-out sources' fakes against their own reals
+    only (so a model cannot score by knowing the other sources' reals; nan where they have none); and
+    each held-out group's fakes against all the row's reals."""
+    own = np.isin(groups, held)
+    reals = labels == 0
+    lines = []
+    for w in WEIGHTS:
+        scores = mixed(clip, cnn, w)
+        cells = [f"auc={auc_or_nan(labels, scores):.3f}", f"own={auc_or_nan(labels[own], scores[own]):.3f}"]
+        for g in held:
+            pick = reals | (np.asarray(groups) == g)
+            cells.append(f"{g}={auc_or_nan(labels[pick], scores[pick]):.3f}")
+        lines.append(f"held_out={row} w={w:.2f} " + " ".join(cells))
+    return lines
 
 
 def calibrated_logit(probs: np.ndarray) -> np.ndarray:

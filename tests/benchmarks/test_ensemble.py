@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.ensemble import calibrated_logit, mixed, print_table
+from benchmarks.ensemble import calibrated_logit, held_out_lines, mixed, print_table
 from ml.metrics import sigmoid
 
 
@@ -40,3 +40,22 @@ def test_a_held_out_rows_probabilities_go_back_to_the_logits_they_came_from():
     z = np.array([-20.0, -0.5, 0.0, 3.0])
     assert np.allclose(calibrated_logit(sigmoid(z)), z)
     assert np.isfinite(calibrated_logit(np.array([0.0, 1.0]))).all()  # saturated rows stay finite
+
+
+def test_a_held_out_row_is_also_scored_against_its_own_reals_and_per_source():
+    # gan_a's fakes outscore every real; gan_b's fakes only beat the other sources' reals ("lfw"), not
+    # gan_a's own reals: the row looks separable, its own reals say otherwise for gan_b.
+    groups = ["gan_a", "gan_a", "gan_b", "gan_a", "lfw", "lfw"]
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    z = np.array([5.0, 4.0, 1.0, 3.0, -2.0, -3.0])
+    lines = held_out_lines("all_gan", labels, z, z, groups, ("gan_a", "gan_b"))
+    assert len(lines) == 8 and all(line.startswith("held_out=all_gan w=") for line in lines)
+    cells = dict(cell.split("=") for cell in lines[0].split()[2:])
+    assert cells == {"auc": "0.889", "own": "0.667", "gan_a": "1.000", "gan_b": "0.667"}
+
+
+def test_a_held_out_source_without_reals_has_no_own_auc():
+    lines = held_out_lines(
+        "gen", np.array([1, 1, 0]), np.array([2.0, 1.0, 0.0]), np.zeros(3), ["gen"] * 2 + ["lfw"], ("gen",)
+    )
+    assert "own=nan" in lines[-1] and "auc=1.000" in lines[-1] and "gen=1.000" in lines[-1]
