@@ -31,31 +31,17 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ml.dataset import FaceSet, image_crops
-from ml.features import photo_key
 from ml.loso import IMAGE_ROWS, auc_or_nan, split_row
+from ml.photo_mix import mixed_logit
 from ml.registry import load_clip_probe, load_image_model
 from ml.sources import read_manifest
-from ml.train import evaluate, pick_device
 from ml.train_clip import ClipTrainConfig
+from ml.train_mix import cnn_logits
 
 from .loso import SPLITS, clip_features, held_out_row, row_inputs
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-
-
-def cnn_logits(model: torch.nn.Module, size: int, split_dir: Path, cache: Path) -> dict[str, float]:
-    """The CNN's raw logit for the cached face of every photo in the split, by photo key."""
-    crops = image_crops(split_dir, cache)
-    batches = torch.utils.data.DataLoader(FaceSet(crops, size), batch_size=64)
-    logits = evaluate(model, batches, pick_device("cpu"))["logits"]
-    return {photo_key(p): float(z) for p, z in zip(crops.paths, logits, strict=True)}
-
-
-def mixed(clip: np.ndarray, cnn: np.ndarray, weight: float) -> np.ndarray:
-    return weight * clip + (1 - weight) * cnn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +125,7 @@ def held_out_lines(
     reals = labels == 0
     lines = []
     for w in WEIGHTS:
-        scores = mixed(clip, cnn, w)
+        scores = mixed_logit(clip, cnn, w)
         cells = [f"auc={auc_or_nan(labels, scores):.3f}", f"own={auc_or_nan(labels[own], scores[own]):.3f}"]
         for g in held:
             pick = reals | (np.asarray(groups) == g)
@@ -163,13 +149,13 @@ def print_table(scores: dict) -> None:
     print("| w (CLIP share) | val AUC | test AUC | " + " | ".join(shown) + " |")
     print("|---" * (3 + len(shown)) + "|")
     for w in WEIGHTS:
-        test = mixed(clip, cnn, w)
+        test = mixed_logit(clip, cnn, w)
         cells = [f"{auc_or_nan(y[by_group[g]], test[by_group[g]]):.3f}" for g in shown]
-        val_auc = auc_or_nan(val_y, mixed(val_clip, val_cnn, w))
+        val_auc = auc_or_nan(val_y, mixed_logit(val_clip, val_cnn, w))
         print(f"| {w:.2f} | {val_auc:.3f} | {auc_or_nan(y, test):.3f} | " + " | ".join(cells) + " |")
-    best = max(WEIGHTS, key=lambda w: auc_or_nan(val_y, mixed(val_clip, val_cnn, w)))
+    best = max(WEIGHTS, key=lambda w: auc_or_nan(val_y, mixed_logit(val_clip, val_cnn, w)))
     print(
-        f"ensemble_val_weight={best:.2f} test_auc={auc_or_nan(y, mixed(clip, cnn, best)):.3f} "
+        f"ensemble_val_weight={best:.2f} test_auc={auc_or_nan(y, mixed_logit(clip, cnn, best)):.3f} "
         f"clip_alone={auc_or_nan(y, clip):.3f} cnn_alone={auc_or_nan(y, cnn):.3f}"
     )
 

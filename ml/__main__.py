@@ -243,6 +243,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_mix(args: argparse.Namespace) -> int:
+    """Fit the photo mix of the default CLIP probe and CNN (ml.train_mix) and make it the photo decider."""
+    from ml.registry import registry_dir
+    from ml.train_mix import fit_mix_card
+
+    registry = Path(args.registry) if args.registry else registry_dir()
+    fit_mix_card(Path(args.data), Path(args.cache), args.clip_weight, args.version, registry)
+    return 0
+
+
+def _clip_weight_problems(args: argparse.Namespace) -> list[str]:
+    return [] if 0 <= args.clip_weight <= 1 else ["--clip-weight must lie in [0, 1]"]
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from ml.registry import check_weights, default_refs, list_cards
 
@@ -499,6 +513,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--band", type=float, nargs=2, metavar=("LOW", "HIGH"), help="the uncertain band of the probability"
     )
     _registry_option(n.add_argument, "and write the card to")
+    m = _command(
+        sub,
+        "mix",
+        cmd_mix,
+        "fit the photo mix of the default CLIP probe and CNN on val and make it the photo decider",
+        check=_clip_weight_problems,
+    )
+    m.add_argument("--clip-weight", type=float, required=True, help="the probe's share w, from the LOSO rows")
+    m.add_argument("--version", required=True)
+    m.add_argument("--data", default="../shared/data")
+    m.add_argument("--cache", default="cache/crops", help="the crop cache (features live beside it)")
+    _registry_option(m.add_argument, "and write the card to")
     models = _command(sub, "models", cmd_models, "list registered models and check their files")
     _registry_option(models.add_argument)
     return parser

@@ -35,7 +35,16 @@ from ml.media import DEFAULT_FRAMES, MediaInfo, load_image, prefetch, probe, sam
 from ml.metrics import sigmoid
 from ml.models import embed_batched, fold_batchnorm
 from ml.onnx_embedder import make_onnx_embedder
-from ml.registry import ModelCard, has_default, load_clip_model, load_image_model, load_video_model
+from ml.photo_mix import PhotoMix, members_match
+from ml.registry import (
+    ModelCard,
+    default_ref,
+    find_card,
+    has_default,
+    load_clip_model,
+    load_image_model,
+    load_video_model,
+)
 from ml.results import AnalysisResult, FaceArtifacts, FaceResult, TimelinePoint
 from ml.runtime import configured_threads
 from ml.tracking import DETECT_STRIDE, FaceTrack, build_tracks, detect_sparse
@@ -116,6 +125,7 @@ class Analyser:
         runtime: str = "auto",
         clip_model: str | None = None,
         use_clip: bool = True,
+        use_mix: bool = True,
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if threads := configured_threads():
@@ -138,6 +148,13 @@ class Analyser:
         self.clip, self.clip_card = None, None
         if use_clip and (clip_model or has_default("clip", registry)):
             self.clip, self.clip_card = load_clip_model(clip_model, registry)
+        # Photos: the probe mixed with the CNN when a mix card fitted on these two is the default.
+        self.mix: PhotoMix | None = None
+        self.mix_card: ModelCard | None = None
+        if self.clip_card is not None and use_mix and has_default("mix", registry):
+            mix_card = find_card(default_ref("mix", registry), registry)
+            if members_match(mix_card, self.clip_card, self.image_card):
+                self.mix, self.mix_card = PhotoMix.of_card(mix_card), mix_card
         self.image_model.to(self.device)
         fold_batchnorm(self.image_model)
         if self.device.type == "cpu":
@@ -161,9 +178,12 @@ class Analyser:
         self.timings: dict[str, float] = {}
 
     def deciding_card(self, video: bool) -> ModelCard:
-        """The card of the model whose probability the verdict reads: the CLIP probe when loaded.
+        """The card of the model whose probability the verdict reads: for photos the mix when loaded, then
+        the CLIP probe when loaded (`ml.registry.deciding_refs` says the same from the registry alone).
 
         Raises MissingWeightsError for a video when neither the CLIP probe nor a video model is loaded."""
+        if not video and self.mix_card is not None:
+            return self.mix_card
         card = self.clip_card or (self.video_card if video else self.image_card)
         if card is None:
             assert self._video_missing is not None  # set whenever the video model failed to load
@@ -259,10 +279,12 @@ class Analyser:
         evidence: Sequence[FaceEvidence] = (),
     ) -> AnalysisResult:
         rule = card.verdict_rule()
-        # The one call that weighs the doubts (ml.verdict). Embeddings are the deciding model's (the CLIP
-        # probe's input) or, on the CNN path, the image model's, whose card holds their statistics.
-        reference = self.clip.reference if self.clip is not None and card is self.clip_card else None
-        judgement = rule.judge(evidence, card.embedding_stats or self.image_card.embedding_stats, reference)
+        # The one call that weighs the doubts (ml.verdict). Embeddings are the CLIP probe's input whenever
+        # it takes part (alone or in the mix), else the image model's; each card holds its statistics.
+        reads_clip = self.clip is not None and card in (self.clip_card, self.mix_card)
+        reference = self._loaded_clip[0].reference if reads_clip else None
+        stats = (self._loaded_clip[1] if reads_clip else card).embedding_stats
+        judgement = rule.judge(evidence, stats or self.image_card.embedding_stats, reference)
         for face, reasons in zip(faces, judgement.face_reasons, strict=True):
             face["uncertain_reasons"] = [r.as_dict() for r in reasons]
         return {
@@ -319,15 +341,20 @@ class Analyser:
         ]
         return self._result(path, "image", card, max(probs), faces, [], evidence)
 
-    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[_Views]]:
-        """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit;
-        and per crop both views' probabilities and embeddings (what ml.uncertainty weighs)."""
+    def _cnn_view_logits(self, crops: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fine-tuned CNN's raw logits of each crop and of its mirror image ([2, n]), and embeddings."""
         with self._stage("cnn"):
             emb = self._embed(crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops])
             with torch.inference_mode():
                 view_logits = self.image_model.classify_embedding(emb).float().view(2, len(crops))
-                probs = self.image_card.calibrated(view_logits.mean(0)).cpu().tolist()
-                view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
+        return view_logits, emb
+
+    def _cnn_photo_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[_Views]]:
+        """The fine-tuned CNN's calibrated probability per crop, averaged with its mirror image's logit;
+        and per crop both views' probabilities and embeddings (what ml.uncertainty weighs)."""
+        view_logits, emb = self._cnn_view_logits(crops)
+        probs = self.image_card.calibrated(view_logits.mean(0)).cpu().tolist()
+        view_probs = self.image_card.calibrated(view_logits).T.cpu().tolist()
         view_emb = emb.view(2, len(crops), -1).cpu().numpy()
         views: list[_Views] = [
             {"view_probabilities": vp, "embeddings": view_emb[:, i]} for i, vp in enumerate(view_probs)
@@ -345,9 +372,15 @@ class Analyser:
             return self._loaded_clip[0].score(crops)
 
     def _clip_probs(self, crops: list[np.ndarray]) -> tuple[list[float], np.ndarray]:
-        """The CLIP probe's calibrated probability per crop, and its features."""
+        """The calibrated probability per crop, the CLIP probe's or, when loaded, the photo mix's; and the
+        probe's features."""
         scores = self._clip_scores(crops)
-        return calibrate(scores.logits, self._loaded_clip[1].temperature), scores.features
+        clip_logits = np.asarray(scores.logits, np.float64) / self._loaded_clip[1].temperature
+        if self.mix is None:
+            return sigmoid(clip_logits).tolist(), scores.features
+        view_logits, _ = self._cnn_view_logits(crops)
+        cnn_logits = view_logits.mean(0).double().cpu().numpy() / self.image_card.temperature
+        return self.mix.probabilities(clip_logits, cnn_logits).tolist(), scores.features
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress

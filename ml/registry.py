@@ -39,8 +39,8 @@ def registry_dir() -> Path:
 class ModelCard:
     name: str
     version: str
-    task: str  # "image" | "video" | "clip"
-    arch: str  # image: backbone or compact_cnn; video: "lstm"; clip: "clip_vitb16_probe"
+    task: str  # "image" | "video" | "clip" | "mix"
+    arch: str  # image: backbone or compact_cnn; video: "lstm"; clip: "clip_vitb16_probe"; mix: ml.photo_mix
     input_size: int
     sha256: str = ""
     backbone: str | None = None
@@ -51,6 +51,7 @@ class ModelCard:
     uncertain_band: tuple[float, float] = (0.35, 0.65)
     probe: dict = field(default_factory=dict)  # clip: feature slice, l2, frames_per_track
     video_temperature: float = 1.0  # clip: calibrates a track's mean frame logit
+    mix: dict = field(default_factory=dict)  # mix: its members' refs ("clip", "image") and "clip_weight"
     # Mean, std and a high percentile of the training faces' embedding distances (ml.uncertainty's
     # out-of-distribution check); image models only, empty in cards written before it existed.
     embedding_stats: dict = field(default_factory=dict)
@@ -139,6 +140,13 @@ def save_probe(probe: Probe, card: ModelCard, directory: Path, set_default: bool
     card.sha256 = sha256_file(weights)
     _write_card(card, directory, set_default)
     return weights
+
+
+def save_mix_card(card: ModelCard, directory: Path, set_default: bool = False) -> Path:
+    """Write a mix card (`ml.photo_mix`): it holds no weights, its members' cards hold theirs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_card(card, directory, set_default)
+    return directory / f"{card.stem}.json"
 
 
 def reference_path(card: ModelCard, directory: Path) -> Path:
@@ -240,6 +248,30 @@ def load_clip_model(ref: str | None = None, directory: Path | None = None) -> tu
     return ClipDetector(probe, reference=reference), card
 
 
+def deciding_refs(directory: Path | None = None) -> dict[str, str]:
+    """The model whose probability a verdict reads, by kind ("image", "video"), as `ml.pipeline.Analyser`
+    chooses it with the registry's defaults: the photo mix when it fits the defaults, else the CLIP probe,
+    else the CNN (photos) or the LSTM (videos)."""
+    refs = default_refs(directory)
+    clip = refs.get("clip")
+    photo = clip or refs.get("image")
+    if clip and "mix" in refs and _mix_problems(find_card(refs["mix"], directory), refs) == []:
+        photo = refs["mix"]
+    deciding = {"image": photo, "video": clip or refs.get("video")}
+    return {kind: ref for kind, ref in deciding.items() if ref}
+
+
+def _mix_problems(card: ModelCard, refs: dict[str, str]) -> list[str]:
+    """A mix card's members must be the default CLIP probe and CNN: its weight and temperature were fitted
+    on those two and mean nothing for others."""
+    return [
+        f"{card.ref} mixes {card.mix.get(task)} but the default {task} model is {refs.get(task)}: refit "
+        f"the mix (python -m ml mix) or drop it from {DEFAULTS_FILE}"
+        for task in ("clip", "image")
+        if card.mix.get(task) != refs.get(task)
+    ]
+
+
 def has_default(task: str, directory: Path | None = None) -> bool:
     try:
         return task in default_refs(directory)
@@ -262,15 +294,18 @@ def check_weights(directory: Path | None = None) -> list[str]:
         refs = default_refs(directory)
     except MissingWeightsError as exc:
         return [str(exc)]
-    for task in ("image", "video", "clip"):
+    for task in ("image", "video", "clip", "mix"):
         if task not in refs:
-            if task != "clip":  # optional: without it the fine-tuned CNN and the LSTM decide
+            if task in ("image", "video"):  # the others are optional: without them the CNN and LSTM decide
                 problems.append(f"no default {task} model in {directory / DEFAULTS_FILE}")
             continue
         try:
             card = find_card(refs[task], directory)
         except MissingWeightsError as exc:
             problems.append(str(exc))
+            continue
+        if task == "mix":  # no weights of its own
+            problems += _mix_problems(card, refs)
             continue
         if task == "clip":
             problems += check_clip_encoder()
@@ -329,10 +364,12 @@ __all__ = [
     "BACKBONES",
     "ModelCard",
     "check_weights",
+    "deciding_refs",
     "default_refs",
     "find_card",
     "list_cards",
     "load_image_model",
     "load_video_model",
+    "save_mix_card",
     "save_model",
 ]

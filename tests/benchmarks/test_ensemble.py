@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.ensemble import calibrated_logit, held_out_lines, mixed, print_table
+from benchmarks.ensemble import calibrated_logit, held_out_lines, print_table
 from ml.metrics import sigmoid
 
 
@@ -28,12 +28,6 @@ def test_a_group_with_one_label_gets_no_column(capsys):
     z = np.array([-1.0, 1.0, 2.0, -2.0, 0.5])
     print_table({"val": (y, z, z, ["g"] * 5), "test": (y, z, -z, ["g", "g", "only_fakes", "g", "g"])})
     assert "only_fakes" not in capsys.readouterr().out
-
-
-def test_the_weight_is_the_clip_share():
-    clip, cnn = np.array([1.0, 3.0]), np.array([-1.0, 1.0])
-    assert np.allclose(mixed(clip, cnn, 1.0), clip) and np.allclose(mixed(clip, cnn, 0.0), cnn)
-    assert np.allclose(mixed(clip, cnn, 0.75), [0.5, 2.5])
 
 
 def test_a_held_out_rows_probabilities_go_back_to_the_logits_they_came_from():

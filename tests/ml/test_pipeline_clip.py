@@ -134,3 +134,74 @@ def test_a_face_unlike_every_reference_face_is_uncertain_and_one_like_them_is_no
     save_reference(alike.astype(np.float16), card, registry)
     again = Analyser(registry=registry).analyse(face_jpg)
     assert "out_of_distribution" not in [r["code"] for r in again["uncertain_reasons"]]
+
+
+def _with_mix(clip_registry, directory, clip_ref: str = "clip-test@1", clip_weight: float = 0.25):
+    """A copy of `clip_registry` whose default photo decider is a mix of the probe and the CNN."""
+    from ml.photo_mix import MIX_ARCH
+    from ml.registry import save_mix_card
+
+    shutil.copytree(clip_registry, directory)
+    image_ref = default_refs(directory)["image"]
+    card = ModelCard(
+        name="mix-test", version="1", task="mix", arch=MIX_ARCH, input_size=224, temperature=1.3,
+        mix={"clip": clip_ref, "image": image_ref, "clip_weight": clip_weight},
+    )  # fmt: skip
+    save_mix_card(card, directory, set_default=True)
+    return directory
+
+
+def test_with_a_mix_card_a_photo_is_decided_by_the_probe_and_the_cnn_together(
+    clip_registry, face_jpg, tmp_path
+):
+    import torch
+
+    from ml.pipeline import Analyser
+
+    analyser = Analyser(registry=_with_mix(clip_registry, tmp_path / "registry"))
+    result = analyser.analyse(face_jpg)
+    assert result["model"] == "mix-test@1"
+    assert "clip" in analyser.timings and "cnn" in analyser.timings
+    (face,) = result["faces"]
+    crop = _crop(analyser, face_jpg, face["box"])
+    clip = analyser.clip.score([crop]).logits[0] / 1.7
+    views = np.stack([crop, np.ascontiguousarray(crop[:, ::-1])])
+    with torch.inference_mode():
+        emb = analyser._embed(list(views))
+        cnn_logit = float(analyser.image_model.classify_embedding(emb).float().mean())
+    cnn = cnn_logit / analyser.image_card.temperature
+    expected = 1 / (1 + np.exp(-(0.25 * clip + 0.75 * cnn) / 1.3))
+    assert face["fake_probability"] == pytest.approx(expected, abs=1e-3)
+    # neither member's own probability: the mix moved it
+    assert face["fake_probability"] != pytest.approx(1 / (1 + np.exp(-clip)), abs=1e-3)
+
+
+def test_videos_stay_with_the_probe_when_a_mix_decides_photos(clip_registry, face_video, tmp_path):
+    from ml.pipeline import Analyser
+
+    result = Analyser(registry=_with_mix(clip_registry, tmp_path / "registry")).analyse(face_video)
+    assert result["model"] == "clip-test@1"
+
+
+def test_a_mix_fitted_on_other_models_is_not_used_and_the_check_says_why(clip_registry, face_jpg, tmp_path):
+    from ml.pipeline import Analyser
+    from ml.registry import check_weights, deciding_refs
+
+    registry = _with_mix(clip_registry, tmp_path / "registry", clip_ref="clip-other@1")
+    analyser = Analyser(registry=registry)
+    assert analyser.mix is None and analyser.analyse(face_jpg)["model"] == "clip-test@1"
+    assert any("mix-test@1 mixes clip-other@1" in p for p in check_weights(registry))
+    assert deciding_refs(registry)["image"] == "clip-test@1"
+
+
+def test_the_deciding_models_by_kind_follow_the_analysers_rule(clip_registry, tmp_path):
+    from ml.registry import deciding_refs
+
+    assert deciding_refs(clip_registry) == {"image": "clip-test@1", "video": "clip-test@1"}
+    mixed = _with_mix(clip_registry, tmp_path / "registry")
+    assert deciding_refs(mixed) == {"image": "mix-test@1", "video": "clip-test@1"}
+    refs = default_refs(clip_registry)
+    without_clip = tmp_path / "cnn"
+    shutil.copytree(clip_registry, without_clip)
+    (without_clip / "defaults.json").write_text(json.dumps({t: refs[t] for t in ("image", "video")}))
+    assert deciding_refs(without_clip) == {"image": refs["image"], "video": refs["video"]}
