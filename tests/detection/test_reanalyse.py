@@ -102,9 +102,9 @@ def test_all_failed_selects_only_failed_items(make_item, published, django_captu
 def test_model_changed_selects_done_items_from_other_models(
     make_item, published, django_capture_on_commit_callbacks
 ):
-    from ml.registry import default_refs
+    from ml.registry import deciding_refs
 
-    current = default_refs()
+    current = deciding_refs()  # the deciding model per kind, not the CNN a photo no longer reads
     old_image = done_item(make_item, model_version="image-mobilenet_v2@0")
     old_video = done_item(make_item, name="v.mp4", kind="video", model_version="video-lstm@0")
     done_item(make_item, model_version=current["image"])

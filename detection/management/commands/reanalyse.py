@@ -7,12 +7,13 @@ from detection.models import Item
 
 
 def current_models() -> dict[str, str]:
-    """The model each kind of item is analysed with now (`name@version`, from ml/weights/defaults.json)."""
+    """The model whose probability decides each kind of item now (`name@version`, from the defaults in
+    ml/weights/defaults.json, as the analyser chooses among them)."""
     from ml.errors import MissingWeightsError
-    from ml.registry import default_refs
+    from ml.registry import deciding_refs
 
     try:
-        return default_refs()
+        return deciding_refs()
     except MissingWeightsError as exc:
         raise CommandError(f"Cannot tell which models are current: {exc}") from exc
 
