@@ -19,7 +19,8 @@ registry given by `--cnn-registry`), both on the row's items (the source's files
 other sources' test reals); at each weight the row's AUC, `own` (the held-out sources' fakes against
 their own reals only, so neither model scores by knowing the other sources' reals) and each held-out
 source's fakes against all the row's reals. A CNN per row costs 20-45 min of CPU, which is why this takes
-one row at a time.
+one row at a time. `--record` writes the row, at the default mix card's weight (`python -m ml mix`), into
+that card's leave-one-source-out table, and the rows under 0.70 into its known limits.
 
 Needs the research media in ../shared/data (not shipped with the project).
 """
@@ -32,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.loso import IMAGE_ROWS, auc_or_nan, split_row
+from ml.loso import IMAGE_ROWS, RowResult, auc_or_nan, known_limits, split_row, summary_line
 from ml.photo_mix import mixed_logit
-from ml.registry import load_clip_probe, load_image_model
+from ml.registry import default_ref, find_card, load_clip_probe, load_image_model, record_metrics
 from ml.sources import read_manifest
 from ml.train_clip import ClipTrainConfig
 from ml.train_mix import cnn_logits
@@ -57,11 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cnn-registry", type=Path, help="with --held-out: the registry of a CNN trained without that row"
     )
+    parser.add_argument(
+        "--record", action="store_true", help="with --held-out: write the row into the default mix card"
+    )
     args = parser.parse_args(argv)
     if not (args.data / "MANIFEST.tsv").is_file():
         parser.error(f"{args.data} holds no MANIFEST.tsv: this benchmark needs the research media")
     if bool(args.held_out) != bool(args.cnn_registry):
         parser.error("--held-out and --cnn-registry go together")
+    if args.record and not args.held_out:
+        parser.error("--record records a --held-out row")
     if args.held_out:
         return held_out_mix(args)
     in_domain_mix(args)
@@ -112,7 +118,32 @@ def held_out_mix(args: argparse.Namespace) -> int:
     groups = [r.group for r in evaluation]
     for line in held_out_lines(args.held_out, row.labels, clip_row, cnn_row, groups, held):
         print(line)
+    if args.record:
+        record_row(args.held_out, row.labels, clip_row, cnn_row, np.isin(groups, held), args.registry)
     return 0
+
+
+def record_row(
+    row: str, labels: np.ndarray, clip: np.ndarray, cnn: np.ndarray, own: np.ndarray, registry: Path | None
+) -> None:
+    """The row at the default mix card's weight into that card's LOSO table (one entry per row, the
+    latest run kept), and the table's weak rows into its known limits."""
+    card = find_card(default_ref("mix", registry), registry)
+    scores = mixed_logit(clip, cnn, card.mix["clip_weight"])
+    entry = {
+        "row": row,
+        "auc": round(auc_or_nan(labels, scores), 4),
+        "own": round(auc_or_nan(labels[own], scores[own]), 4),
+        "fakes": int(labels.sum()),
+        "reals": int((labels == 0).sum()),
+        "command": f"python -m benchmarks.ensemble --held-out {row} --cnn-registry DIR --record",
+    }
+    table = [e for e in card.metrics.get("loso", {}).get("table", []) if e["row"] != row] + [entry]
+    results = [RowResult(e["row"], e["auc"], e["fakes"], e["reals"], labels[:0], scores[:0]) for e in table]
+    limits = known_limits(results, command="python -m benchmarks.ensemble --held-out ROW --record")
+    report = {"table": table, "summary": summary_line(results)}
+    record_metrics(card.ref, "loso", report, registry, known_limits=limits)
+    print(f"recorded {row} in {card.ref}: auc={entry['auc']:.3f}; {report['summary']}")
 
 
 def held_out_lines(

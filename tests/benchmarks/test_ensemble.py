@@ -53,3 +53,30 @@ def test_a_held_out_source_without_reals_has_no_own_auc():
         "gen", np.array([1, 1, 0]), np.array([2.0, 1.0, 0.0]), np.zeros(3), ["gen"] * 2 + ["lfw"], ("gen",)
     )
     assert "own=nan" in lines[-1] and "auc=1.000" in lines[-1] and "gen=1.000" in lines[-1]
+
+
+def test_a_recorded_row_lands_in_the_mix_cards_table_once_and_a_weak_row_becomes_a_known_limit(tmp_path):
+    from benchmarks.ensemble import record_row
+    from ml.photo_mix import MIX_ARCH
+    from ml.registry import ModelCard, find_card, save_mix_card
+
+    card = ModelCard(
+        name="mix", version="1", task="mix", arch=MIX_ARCH, input_size=224,
+        mix={"clip": "c@1", "image": "i@1", "clip_weight": 0.5},
+    )  # fmt: skip
+    save_mix_card(card, tmp_path, set_default=True)
+    y = np.array([0, 0, 1, 1])
+    own = np.array([True, False, True, True])
+    strong = (np.array([-1.0, -2.0, 1.0, 2.0]), np.array([-1.0, -1.0, 1.0, 1.0]))
+    record_row("genphotos", y, *strong, own, tmp_path)
+    # the two disagree exactly on the second row: at w 0.5 every item scores 0, a coin
+    weak = (np.array([1.0, -1.0, 1.0, -1.0]), np.array([-1.0, 1.0, -1.0, 1.0]))
+    record_row("dfdc_photos", y, *weak, own, tmp_path)
+    record_row("genphotos", y, *strong, own, tmp_path)  # measured again: replaces, not adds
+    saved = find_card("mix@1", tmp_path)
+    table = saved.metrics["loso"]["table"]
+    assert [e["row"] for e in table] == ["dfdc_photos", "genphotos"]
+    assert table[1]["auc"] == 1.0 and table[0]["auc"] == 0.5
+    assert saved.metrics["loso"]["summary"] == "loso_rows=2 loso_mean_auc=0.750 loso_worst_auc=0.500"
+    (limit,) = saved.known_limits
+    assert "DFDC face-swap crops" in limit["what"] and "0.50" in limit["measured"]
