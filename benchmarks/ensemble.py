@@ -29,13 +29,22 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ml.loso import IMAGE_ROWS, RowResult, auc_or_nan, known_limits, split_row, summary_line
-from ml.photo_mix import mixed_logit
-from ml.registry import default_ref, find_card, load_clip_probe, load_image_model, record_metrics
+from ml.loso import (
+    IMAGE_ROWS,
+    RowResult,
+    auc_or_nan,
+    known_limits,
+    selective_lines,
+    split_row,
+    summary_line,
+)
+from ml.photo_mix import PhotoMix, mixed_logit
+from ml.registry import ModelCard, default_ref, find_card, load_clip_probe, load_image_model, record_metrics
 from ml.sources import read_manifest
 from ml.train_clip import ClipTrainConfig
 from ml.train_mix import cnn_logits
@@ -119,8 +128,24 @@ def held_out_mix(args: argparse.Namespace) -> int:
     for line in held_out_lines(args.held_out, row.labels, clip_row, cnn_row, groups, held):
         print(line)
     if args.record:
+        mix_card = find_card(default_ref("mix", args.registry), args.registry)
+        for line in selective_comparison(row, clip_row, cnn_row, mix_card):
+            print(line)
         record_row(args.held_out, row.labels, clip_row, cnn_row, np.isin(groups, held), args.registry)
     return 0
+
+
+def selective_comparison(row: RowResult, clip: np.ndarray, cnn: np.ndarray, mix_card: ModelCard) -> list[str]:
+    """What the product would tell users on the row (decided share, accuracy on decided, confidently
+    wrong), the probe alone against the mix at the card's weight and temperature, with the card's band and
+    the row's out-of-distribution flags (the probe's features: the mix reads the same ones). The mix's
+    temperature was fitted on val with the row's source in it: an approximation for the held-out mix."""
+    mix = PhotoMix.of_card(mix_card)
+    mixed_row = replace(
+        row, row=f"{row.row} (mix w {mix.clip_weight:g})", scores=mix.logits(clip, cnn),
+        probs=mix.probabilities(clip, cnn),
+    )  # fmt: skip
+    return selective_lines([replace(row, row=f"{row.row} (probe alone)"), mixed_row], mix_card.uncertain_band)
 
 
 def record_row(

@@ -80,3 +80,23 @@ def test_a_recorded_row_lands_in_the_mix_cards_table_once_and_a_weak_row_becomes
     assert saved.metrics["loso"]["summary"] == "loso_rows=2 loso_mean_auc=0.750 loso_worst_auc=0.500"
     (limit,) = saved.known_limits
     assert "DFDC face-swap crops" in limit["what"] and "0.50" in limit["measured"]
+
+
+def test_the_selective_comparison_scores_the_mix_with_its_own_temperature_and_the_cards_band():
+    from benchmarks.ensemble import selective_comparison
+    from ml.loso import RowResult
+    from ml.registry import ModelCard
+
+    y = np.array([0, 0, 1, 1])
+    clip = np.array([-0.2, 0.1, -0.1, 0.2])  # the probe: every item inside the band
+    cnn = np.array([-6.0, -6.0, 6.0, 6.0])  # the CNN: sure and right
+    row = RowResult("r", 0.75, 2, 2, y, clip, 1 / (1 + np.exp(-clip)))
+    card = ModelCard(
+        name="mix", version="1", task="mix", arch="x", input_size=224, temperature=1.0,
+        uncertain_band=(0.25, 0.75), mix={"clip": "c@1", "image": "i@1", "clip_weight": 0.5},
+    )  # fmt: skip
+    lines = selective_comparison(row, clip, cnn, card)
+    probe_line = next(line for line in lines if "(probe alone)" in line)
+    mix_line = next(line for line in lines if "(mix w 0.5)" in line)
+    assert probe_line.split("|")[2].strip() == "0.00"  # decided share: the probe abstains on all
+    assert mix_line.split("|")[2:4] == [" 1.00 ", " 1.000 "]  # the mix decides all, all right
