@@ -145,7 +145,9 @@ def selective_comparison(row: RowResult, clip: np.ndarray, cnn: np.ndarray, mix_
         row, row=f"{row.row} (mix w {mix.clip_weight:g})", scores=mix.logits(clip, cnn),
         probs=mix.probabilities(clip, cnn),
     )  # fmt: skip
-    return selective_lines([replace(row, row=f"{row.row} (probe alone)"), mixed_row], mix_card.uncertain_band)
+    probe_row = replace(row, row=f"{row.row} (probe alone)")
+    lines = selective_lines([probe_row, mixed_row], mix_card.uncertain_band)
+    return [line for line in lines if not line.startswith("loso_pooled")]  # pooling the two means nothing
 
 
 def record_row(
