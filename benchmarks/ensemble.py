@@ -141,13 +141,24 @@ def selective_comparison(row: RowResult, clip: np.ndarray, cnn: np.ndarray, mix_
     the row's out-of-distribution flags (the probe's features: the mix reads the same ones). The mix's
     temperature was fitted on val with the row's source in it: an approximation for the held-out mix."""
     mix = PhotoMix.of_card(mix_card)
+    candidates = {**row.candidates, **disagreement_flags(clip, cnn, mix_card.threshold)}
     mixed_row = replace(
         row, row=f"{row.row} (mix w {mix.clip_weight:g})", scores=mix.logits(clip, cnn),
-        probs=mix.probabilities(clip, cnn),
+        probs=mix.probabilities(clip, cnn), candidates=candidates,
     )  # fmt: skip
     probe_row = replace(row, row=f"{row.row} (probe alone)")
     lines = selective_lines([probe_row, mixed_row], mix_card.uncertain_band)
     return [line for line in lines if not line.startswith("loso_pooled")]  # pooling the two means nothing
+
+
+def disagreement_flags(clip: np.ndarray, cnn: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """Candidate UNCERTAIN reasons for the mix, measured and not (yet) the product's: the two members,
+    each calibrated on its own, on opposite sides of the threshold; or more than 0.5 apart."""
+    p_clip, p_cnn = 1 / (1 + np.exp(-clip)), 1 / (1 + np.exp(-cnn))
+    return {
+        "members_opposite": (p_clip >= threshold) != (p_cnn >= threshold),
+        "members_gap_0.5": np.abs(p_clip - p_cnn) > 0.5,
+    }
 
 
 def record_row(

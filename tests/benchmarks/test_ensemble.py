@@ -100,3 +100,13 @@ def test_the_selective_comparison_scores_the_mix_with_its_own_temperature_and_th
     mix_line = next(line for line in lines if "(mix w 0.5)" in line)
     assert probe_line.split("|")[2].strip() == "0.00"  # decided share: the probe abstains on all
     assert mix_line.split("|")[2:4] == [" 1.00 ", " 1.000 "]  # the mix decides all, all right
+
+
+def test_members_disagree_when_their_own_probabilities_fall_on_opposite_sides_or_far_apart():
+    from benchmarks.ensemble import disagreement_flags
+
+    clip = np.array([2.0, 2.0, 0.1, -3.0])
+    cnn = np.array([1.0, -2.0, -0.1, 3.0])
+    flags = disagreement_flags(clip, cnn, 0.5)
+    assert flags["members_opposite"].tolist() == [False, True, True, True]
+    assert flags["members_gap_0.5"].tolist() == [False, True, False, True]
