@@ -176,12 +176,19 @@ def record_row(
         "reals": int((labels == 0).sum()),
         "command": f"python -m benchmarks.ensemble --held-out {row} --cnn-registry DIR --record",
     }
-    table = [e for e in card.metrics.get("loso", {}).get("table", []) if e["row"] != row] + [entry]
-    results = [RowResult(e["row"], e["auc"], e["fakes"], e["reals"], labels[:0], scores[:0]) for e in table]
+    record_entry(card, entry, registry)
+
+
+def record_entry(card: ModelCard, entry: dict, registry: Path | None) -> None:
+    """One row of a mix card's LOSO table (`row`, `auc`, `fakes`, `reals`, how it was measured): the
+    row's earlier entry replaced, the summary line and the known limits recomputed over the table."""
+    table = [e for e in card.metrics.get("loso", {}).get("table", []) if e["row"] != entry["row"]] + [entry]
+    none = np.zeros(0)
+    results = [RowResult(e["row"], e["auc"], e["fakes"], e["reals"], none, none) for e in table]
     limits = known_limits(results, command="python -m benchmarks.ensemble --held-out ROW --record")
     report = {"table": table, "summary": summary_line(results)}
     record_metrics(card.ref, "loso", report, registry, known_limits=limits)
-    print(f"recorded {row} in {card.ref}: auc={entry['auc']:.3f}; {report['summary']}")
+    print(f"recorded {entry['row']} in {card.ref}: auc={entry['auc']:.3f}; {report['summary']}")
 
 
 def held_out_lines(
