@@ -173,6 +173,7 @@ def _analyser(args: argparse.Namespace):
         detect_stride=args.detect_stride,
         clip_model=args.clip_model,
         use_clip=not args.no_clip,
+        use_mix=not args.no_mix,
     )
 
 
@@ -328,6 +329,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     clip.add_argument("--clip-model", help="name@version of the CLIP probe (default: the registry's)")
     clip.add_argument(
         "--no-clip", action="store_true", help="decide with the fine-tuned CNN and the LSTM instead"
+    )
+    parser.add_argument(
+        "--no-mix", action="store_true", help="photos: the CLIP probe alone, not its mix with the CNN"
     )
     _registry_option(parser.add_argument)
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS))

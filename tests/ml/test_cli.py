@@ -39,12 +39,21 @@ def test_predict_json_says_uncertain_with_reasons_for_a_tiny_face(tiny_face_jpg)
     assert codes[0] == "face_too_small" and set(codes) <= {"face_too_small", "out_of_distribution"}
     assert result["lean"] in ("real", "fake") and 0 <= result["fake_probability"] <= 1
     assert result["faces"][0]["uncertain_reasons"] == result["uncertain_reasons"]
-    from ml.registry import default_ref, find_card
+    from ml.registry import deciding_refs, find_card
 
-    assert result["uncertain_band"] == list(find_card(default_ref("clip")).uncertain_band)
-    assert result["known_limits"]
+    deciding = find_card(deciding_refs()["image"])
+    assert result["model"] == deciding.ref and result["uncertain_band"] == list(deciding.uncertain_band)
+    assert result["known_limits"] == deciding.known_limits and result["known_limits"]
     text = _run("predict", str(tiny_face_jpg)).stdout
     assert "UNCERTAIN" in text and "face_too_small" in text
+
+
+def test_no_mix_decides_a_photo_with_the_clip_probe_alone(face_jpg):
+    from ml.registry import default_ref
+
+    proc = _run("predict", "--json", "--no-mix", str(face_jpg))
+    (result,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert result["model"] == default_ref("clip"), proc.stderr
 
 
 def test_evaluate_prints_the_seeds_metrics(tmp_path, face_jpg, noface_png):
