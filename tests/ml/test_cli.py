@@ -35,8 +35,10 @@ def test_predict_json_says_uncertain_with_reasons_for_a_tiny_face(tiny_face_jpg)
     (result,) = [json.loads(line) for line in proc.stdout.splitlines()]
     assert result["verdict"] == "uncertain", result
     codes = [r["code"] for r in result["uncertain_reasons"]]
-    # a 40 px face blown up to the model's input may also be unlike any training face; never near_threshold
-    assert codes[0] == "face_too_small" and set(codes) <= {"face_too_small", "out_of_distribution"}
+    # a 40 px face blown up to the model's input may also be unlike any training face, and score near the
+    # threshold (the photo mix: 66 %); being too small is the first reason given
+    assert codes[0] == "face_too_small"
+    assert set(codes) <= {"face_too_small", "out_of_distribution", "near_threshold"}
     assert result["lean"] in ("real", "fake") and 0 <= result["fake_probability"] <= 1
     assert result["faces"][0]["uncertain_reasons"] == result["uncertain_reasons"]
     from ml.registry import deciding_refs, find_card
@@ -94,7 +96,8 @@ def test_models_marks_the_model_defaults_json_names_not_another_version(tmp_path
     cards = list_cards(registry)
     chosen: dict[str, str] = {}
     for card in cards:
-        chosen.setdefault(card.task, card.ref)
+        if card.task != "mix":  # a mix is fitted on its two members: with older defaults it is refused
+            chosen.setdefault(card.task, card.ref)
     assert len(cards) > len(chosen), "needs a card that is not a default, to tell the rows apart"
     (registry / "defaults.json").write_text(json.dumps(chosen))
 
