@@ -148,13 +148,8 @@ class Analyser:
         self.clip, self.clip_card = None, None
         if use_clip and (clip_model or has_default("clip", registry)):
             self.clip, self.clip_card = load_clip_model(clip_model, registry)
-        # Photos: the probe mixed with the CNN when a mix card fitted on these two is the default.
-        self.mix: PhotoMix | None = None
-        self.mix_card: ModelCard | None = None
-        if self.clip_card is not None and use_mix and has_default("mix", registry):
-            mix_card = find_card(default_ref("mix", registry), registry)
-            if members_match(mix_card, self.clip_card, self.image_card):
-                self.mix, self.mix_card = PhotoMix.of_card(mix_card), mix_card
+        self.mix_card = self._load_mix(registry) if use_mix else None
+        self.mix = PhotoMix.of_card(self.mix_card) if self.mix_card is not None else None
         self.image_model.to(self.device)
         fold_batchnorm(self.image_model)
         if self.device.type == "cpu":
@@ -176,6 +171,13 @@ class Analyser:
         self.embed_batch = CPU_EMBED_BATCH if self.device.type == "cpu" else GPU_EMBED_BATCH
         self.detector_runs = 0  # of the last video analysed (benchmarks report it)
         self.timings: dict[str, float] = {}
+
+    def _load_mix(self, registry: Path | None) -> ModelCard | None:
+        """The default mix card when it was fitted on the loaded probe and CNN: it then decides photos."""
+        if self.clip_card is None or not has_default("mix", registry):
+            return None
+        card = find_card(default_ref("mix", registry), registry)
+        return card if members_match(card, self.clip_card, self.image_card) else None
 
     def deciding_card(self, video: bool) -> ModelCard:
         """The card of the model whose probability the verdict reads: for photos the mix when loaded, then
