@@ -43,8 +43,3 @@ class PhotoMix:
 
 def mixed_logit(clip: np.ndarray, cnn: np.ndarray, clip_weight: float) -> np.ndarray:
     return clip_weight * np.asarray(clip) + (1 - clip_weight) * np.asarray(cnn)
-
-
-def members_match(mix_card: ModelCard, clip_card: ModelCard, image_card: ModelCard) -> bool:
-    """Whether the mix was fitted on these two models (its weight and temperature mean nothing otherwise)."""
-    return mix_card.mix.get("clip") == clip_card.ref and mix_card.mix.get("image") == image_card.ref

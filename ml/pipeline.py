@@ -35,7 +35,7 @@ from ml.media import DEFAULT_FRAMES, MediaInfo, load_image, prefetch, probe, sam
 from ml.metrics import sigmoid
 from ml.models import embed_batched, fold_batchnorm
 from ml.onnx_embedder import make_onnx_embedder
-from ml.photo_mix import PhotoMix, members_match
+from ml.photo_mix import PhotoMix
 from ml.registry import (
     ModelCard,
     default_ref,
@@ -44,6 +44,7 @@ from ml.registry import (
     load_clip_model,
     load_image_model,
     load_video_model,
+    mix_problems,
 )
 from ml.results import AnalysisResult, FaceArtifacts, FaceResult, TimelinePoint
 from ml.runtime import configured_threads
@@ -177,7 +178,8 @@ class Analyser:
         if self.clip_card is None or not has_default("mix", registry):
             return None
         card = find_card(default_ref("mix", registry), registry)
-        return card if members_match(card, self.clip_card, self.image_card) else None
+        loaded = {"clip": self.clip_card.ref, "image": self.image_card.ref}
+        return card if mix_problems(card, loaded) == [] else None
 
     def deciding_card(self, video: bool) -> ModelCard:
         """The card of the model whose probability the verdict reads: for photos the mix when loaded, then

@@ -255,13 +255,13 @@ def deciding_refs(directory: Path | None = None) -> dict[str, str]:
     refs = default_refs(directory)
     clip = refs.get("clip")
     photo = clip or refs.get("image")
-    if clip and "mix" in refs and _mix_problems(find_card(refs["mix"], directory), refs) == []:
+    if clip and "mix" in refs and mix_problems(find_card(refs["mix"], directory), refs) == []:
         photo = refs["mix"]
     deciding = {"image": photo, "video": clip or refs.get("video")}
     return {kind: ref for kind, ref in deciding.items() if ref}
 
 
-def _mix_problems(card: ModelCard, refs: dict[str, str]) -> list[str]:
+def mix_problems(card: ModelCard, refs: dict[str, str]) -> list[str]:
     """A mix card's members must be the default CLIP probe and CNN: its weight and temperature were fitted
     on those two and mean nothing for others."""
     return [
@@ -305,7 +305,7 @@ def check_weights(directory: Path | None = None) -> list[str]:
             problems.append(str(exc))
             continue
         if task == "mix":  # no weights of its own
-            problems += _mix_problems(card, refs)
+            problems += mix_problems(card, refs)
             continue
         if task == "clip":
             problems += check_clip_encoder()
