@@ -11,6 +11,7 @@ beside the crop cache, embedding only what they lack.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,10 +23,10 @@ from ml.dataset import FaceSet, image_crops
 from ml.features import clip_stores, photo_key
 from ml.metrics import classification_report, fit_temperature, sigmoid
 from ml.photo_mix import MIX_ARCH, mixed_logit
+from ml.probe import Probe
 from ml.registry import (
     ModelCard,
     default_ref,
-    find_card,
     load_clip_probe,
     load_image_model,
     registry_dir,
@@ -43,19 +44,33 @@ def cnn_logits(model: torch.nn.Module, size: int, split_dir: Path, cache: Path) 
     return {photo_key(p): float(z) for p, z in zip(crops.paths, logits, strict=True)}
 
 
-def split_logits(
-    data: Path, cache: Path, split: str, clip_ref: str, image_ref: str, registry: Path | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass
+class MixMembers:
+    """The two models a mix is fitted on, each with its card, and the CLIP encoder: loaded once per fit."""
+
+    probe: Probe
+    clip_card: ModelCard
+    cnn: torch.nn.Module
+    image_card: ModelCard
+    encoder: ClipEncoder
+
+    @classmethod
+    def load_defaults(cls, registry: Path | None) -> MixMembers:
+        probe, clip_card, _ = load_clip_probe(default_ref("clip", registry), registry)
+        cnn, image_card = load_image_model(default_ref("image", registry), registry)
+        return cls(probe, clip_card, cnn, image_card, ClipEncoder())
+
+
+def split_logits(members: MixMembers, data: Path, cache: Path, split: str) -> tuple[np.ndarray, ...]:
     """Labels, and each member's logit over its temperature, for the cached face of every photo in
     the split that both models score."""
-    probe, clip_card, _ = load_clip_probe(clip_ref, registry)
-    cfg = ClipTrainConfig.of_card(clip_card)
+    cfg = ClipTrainConfig.of_card(members.clip_card)
     stores = clip_stores(cache, cfg.seed)
-    photos = gather(data, cache, stores, ClipEncoder().feature_rows, cfg, print, (split,))[f"{split}_photos"]
-    model, image_card = load_image_model(image_ref, registry)
-    cnn = cnn_logits(model, image_card.input_size, data / "images" / split, cache)
-    clip = probe.logits(photos.x) / clip_card.temperature
-    return photos.y, clip, np.array([cnn[k] for k in photos.keys]) / image_card.temperature
+    rows = members.encoder.feature_rows
+    photos = gather(data, cache, stores, rows, cfg, print, (split,))[f"{split}_photos"]
+    cnn = cnn_logits(members.cnn, members.image_card.input_size, data / "images" / split, cache)
+    clip = members.probe.logits(photos.x) / members.clip_card.temperature
+    return photos.y, clip, np.array([cnn[k] for k in photos.keys]) / members.image_card.temperature
 
 
 def fit_mix_card(
@@ -69,11 +84,11 @@ def fit_mix_card(
 ) -> ModelCard:
     """A mix card for the registry's default CLIP probe and CNN: the temperature fitted on val, the
     report on val and test. Written to `out` (default: the registry) as the default photo decider."""
-    clip_card = find_card(default_ref("clip", registry), registry)
-    image_card = find_card(default_ref("image", registry), registry)
+    members = MixMembers.load_defaults(registry)
+    clip_card, image_card = members.clip_card, members.image_card
     reports, temperature = {}, 1.0
     for split in ("val", "test"):  # val first: it fixes the temperature test is reported with
-        labels, clip, cnn = split_logits(data, cache, split, clip_card.ref, image_card.ref, registry)
+        labels, clip, cnn = split_logits(members, data, cache, split)
         mixed = mixed_logit(clip, cnn, clip_weight)
         if split == "val":
             temperature = fit_temperature(mixed, labels)
