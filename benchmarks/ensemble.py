@@ -19,8 +19,11 @@ registry given by `--cnn-registry`), both on the row's items (the source's files
 other sources' test reals); at each weight the row's AUC, `own` (the held-out sources' fakes against
 their own reals only, so neither model scores by knowing the other sources' reals) and each held-out
 source's fakes against all the row's reals. A CNN per row costs 20-45 min of CPU, which is why this takes
-one row at a time. `--record` writes the row, at the default mix card's weight (`python -m ml mix`), into
-that card's leave-one-source-out table, and the rows under 0.70 into its known limits.
+one row at a time. It then prints what the product would tell users on the row, the probe alone against
+the mix (decided share, accuracy on decided, at 80 % coverage, confidently wrong; `selective_comparison`),
+with candidate UNCERTAIN reasons. `--record` writes the row, at the default mix card's weight
+(`python -m ml mix`), into that card's leave-one-source-out table, and the rows under 0.70 into its known
+limits.
 
 Needs the research media in ../shared/data (not shipped with the project).
 """
@@ -127,10 +130,10 @@ def held_out_mix(args: argparse.Namespace) -> int:
     groups = [r.group for r in evaluation]
     for line in held_out_lines(args.held_out, row.labels, clip_row, cnn_row, groups, held):
         print(line)
+    mix_card = find_card(default_ref("mix", args.registry), args.registry)
+    for line in selective_comparison(row, clip_row, cnn_row, mix_card):
+        print(line)
     if args.record:
-        mix_card = find_card(default_ref("mix", args.registry), args.registry)
-        for line in selective_comparison(row, clip_row, cnn_row, mix_card):
-            print(line)
         record_row(args.held_out, row.labels, clip_row, cnn_row, np.isin(groups, held), args.registry)
     return 0
 
