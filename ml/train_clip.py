@@ -188,19 +188,22 @@ def gather(
     cfg: ClipTrainConfig,
     log: Log,
     splits: Sequence[str] = ("train", "val"),
+    videos: bool = True,
 ) -> dict[str, Features]:
-    """Embed (what is missing) and collect `{split}_photos`, `{split}_frames` and `train_synth`."""
+    """Embed (what is missing) and collect `{split}_photos`, `{split}_frames` (unless not `videos`) and
+    `train_synth`."""
     store, synth_store = stores
     pairs = photo_pairs(data) if cfg.thin_by_pair else {}
     out = {}
     for split in splits:
         photos = image_crops(data / "images" / split, cache_dir, log=log)
-        videos = video_crops(data / "videos" / split, cache_dir, cfg.video_frames, log=log)
         photo_keep = _photo_filter(split, cfg, pairs)
         fill(store, crop_set_items(photos, keep=photo_keep), encode, log=log)
-        fill(store, crop_set_items(videos, cfg.frames_per_track, keep=_not_excluded(cfg)), encode, log=log)
         out[f"{split}_photos"] = photo_features(photos, store, photo_keep)
-        out[f"{split}_frames"] = frame_features(videos, store, cfg.frames_per_track, cfg.exclude)
+        if videos:
+            clips = video_crops(data / "videos" / split, cache_dir, cfg.video_frames, log=log)
+            fill(store, crop_set_items(clips, cfg.frames_per_track, keep=_not_excluded(cfg)), encode, log=log)
+            out[f"{split}_frames"] = frame_features(clips, store, cfg.frames_per_track, cfg.exclude)
         if split == "train" and cfg.synth_per_family:
             items = list(synth_items(photos, cfg, photo_keep))
             fill(synth_store, items, encode, log=log)

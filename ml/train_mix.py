@@ -61,13 +61,15 @@ class MixMembers:
         return cls(probe, clip_card, cnn, image_card, ClipEncoder())
 
 
-def split_logits(members: MixMembers, data: Path, cache: Path, split: str) -> tuple[np.ndarray, ...]:
+def split_logits(
+    members: MixMembers, data: Path, cache: Path, split: str, log: Log = print
+) -> tuple[np.ndarray, ...]:
     """Labels, and each member's logit over its temperature, for the cached face of every photo in
     the split that both models score."""
     cfg = ClipTrainConfig.of_card(members.clip_card)
     stores = clip_stores(cache, cfg.seed)
     rows = members.encoder.feature_rows
-    photos = gather(data, cache, stores, rows, cfg, print, (split,))[f"{split}_photos"]
+    photos = gather(data, cache, stores, rows, cfg, log, (split,), videos=False)[f"{split}_photos"]
     cnn = cnn_logits(members.cnn, members.image_card.input_size, data / "images" / split, cache)
     clip = members.probe.logits(photos.x) / members.clip_card.temperature
     return photos.y, clip, np.array([cnn[k] for k in photos.keys]) / members.image_card.temperature
@@ -88,7 +90,7 @@ def fit_mix_card(
     clip_card, image_card = members.clip_card, members.image_card
     reports, temperature = {}, 1.0
     for split in ("val", "test"):  # val first: it fixes the temperature test is reported with
-        labels, clip, cnn = split_logits(members, data, cache, split)
+        labels, clip, cnn = split_logits(members, data, cache, split, log)
         mixed = mixed_logit(clip, cnn, clip_weight)
         if split == "val":
             temperature = fit_temperature(mixed, labels)
@@ -110,7 +112,7 @@ def fit_mix_card(
         training={"data": str(data), "fitted_on": "val photos", "clip_weight_chosen_by": "LOSO photo rows"},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    save_mix_card(card, out or registry_dir(), set_default=True)
+    save_mix_card(card, out or registry or registry_dir(), set_default=True)
     val, test = reports["val_photos"], reports["test_photos"]
     log(
         f"saved {card.ref}: w={clip_weight} T={temperature:.3f}; val AUC {val['roc_auc']:.3f} "

@@ -9,35 +9,11 @@ import numpy as np
 import pytest
 
 from ml.clip_encoder import CLS_DIM, fp32_status
-from ml.probe import LinearProbe
-from ml.registry import ModelCard, default_refs, find_card, registry_dir, save_probe
+from ml.registry import ModelCard, default_refs, find_card
 
 pytestmark = pytest.mark.skipif(
     fp32_status() is not None, reason="CLIP tower not prepared (python -m ml prepare)"
 )
-
-
-@pytest.fixture(scope="module")
-def clip_registry(tmp_path_factory):
-    """The shipped CNN/LSTM cards plus a CLIP probe with fixed random weights and distinct temperatures."""
-    out = tmp_path_factory.mktemp("registry")
-    shipped = registry_dir()
-    refs = default_refs(shipped)
-    for task in ("image", "video"):
-        card = find_card(refs[task], shipped)
-        for suffix in (".pt", ".json"):
-            shutil.copy2(shipped / f"{card.stem}{suffix}", out / f"{card.stem}{suffix}")
-    (out / "defaults.json").write_text(json.dumps({t: refs[t] for t in ("image", "video")}))
-    rng = np.random.default_rng(0)
-    probe = LinearProbe(
-        "cls", True, np.zeros(CLS_DIM), np.full(CLS_DIM, 0.03), rng.normal(0, 0.05, CLS_DIM), 0.2
-    )
-    card = ModelCard(
-        name="clip-test", version="1", task="clip", arch="clip_vitb16_probe", input_size=224,
-        probe={"feature": "cls", "l2": True, "frames_per_track": 4}, temperature=1.7, video_temperature=0.8,
-    )  # fmt: skip
-    save_probe(probe, card, out, set_default=True)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -44,26 +44,28 @@ def _photo(rng: np.random.Generator, fake: bool) -> np.ndarray:
 
 
 def write_toy_photos(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
-    """root/{split}/{real,fake}/*.jpg with per_class[split] photos of each label."""
+    """root/{split}/{real,fake}/*.jpg with per_class[split] photos of each label, every name unique across
+    the data as in ../shared/data (the CLIP feature stores key a photo by its file name)."""
     rng = np.random.default_rng(seed)
     for split, n in per_class.items():
         for label in ("real", "fake"):
             folder = root / split / label
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                mf.write_image(folder / f"toy{i}.jpg", _photo(rng, label == "fake"))
+                mf.write_image(folder / f"toy_{split}_{label}{i}.jpg", _photo(rng, label == "fake"))
     return root
 
 
 def write_toy_clips(root: Path, per_class: dict[str, int], frames: int = 8) -> Path:
-    """root/{split}/{real,fake}/*.mp4: the panning astronaut clip, the fakes painted in BGR."""
+    """root/{split}/{real,fake}/*.mp4: the panning astronaut clip, the fakes painted in BGR (names unique)."""
     for split, n in per_class.items():
         for label in ("real", "fake"):
             folder = root / split / label
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 size = (320 + 16 * i, 240)  # a different framing per clip
-                mf.write_video(folder / f"toy{i}.mp4", frames, size, swap_channels=label == "fake")
+                name = f"toy_{split}_{label}{i}.mp4"
+                mf.write_video(folder / name, frames, size, swap_channels=label == "fake")
     return root
 
 
