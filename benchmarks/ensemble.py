@@ -46,15 +46,18 @@ from ml.loso import (
     split_row,
     summary_line,
 )
+from ml.metrics import sigmoid
 from ml.photo_mix import PhotoMix, mixed_logit
 from ml.registry import ModelCard, default_ref, find_card, load_clip_probe, load_image_model, record_metrics
 from ml.sources import read_manifest
 from ml.train_clip import ClipTrainConfig
 from ml.train_mix import cnn_logits
+from ml.uncertainty import MIN_MEMBER_GAP, members_disagree
 
 from .loso import SPLITS, clip_features, held_out_row, row_inputs
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+DISAGREEMENT_GAPS = sorted({0.0, MIN_MEMBER_GAP, 0.5})  # the product's gap, and 0 and 0.5 beside it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,12 +158,14 @@ def selective_comparison(row: RowResult, clip: np.ndarray, cnn: np.ndarray, mix_
 
 
 def disagreement_flags(clip: np.ndarray, cnn: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """Candidate UNCERTAIN reasons for the mix, measured and not (yet) the product's: the two members,
-    each calibrated on its own, on opposite sides of the threshold; or more than 0.5 apart."""
-    p_clip, p_cnn = 1 / (1 + np.exp(-clip)), 1 / (1 + np.exp(-cnn))
+    """The product's UNCERTAIN reason for the mix (`ml.uncertainty.members_disagree`: the two members, each
+    calibrated on its own, on opposite sides of the threshold and more than a gap apart) at a few gaps."""
+    pairs = list(zip(sigmoid(clip), sigmoid(cnn), strict=True))
     return {
-        "members_opposite": (p_clip >= threshold) != (p_cnn >= threshold),
-        "members_gap_0.5": np.abs(p_clip - p_cnn) > 0.5,
+        f"models_disagree_gap_{gap:g}": np.array(
+            [members_disagree({"clip": a, "cnn": b}, threshold, gap) is not None for a, b in pairs], bool
+        )
+        for gap in DISAGREEMENT_GAPS
     }
 
 

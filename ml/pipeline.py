@@ -73,6 +73,7 @@ class _Views(TypedDict, total=False):
 
     view_probabilities: list[float]
     embeddings: np.ndarray
+    member_probabilities: dict[str, float]
 
 
 @dataclass
@@ -322,8 +323,7 @@ class Analyser:
             size = self.image_card.input_size
             crops = [crop_face(rgb, b, size) for b in boxes]
         if self.clip is not None:
-            probs, features = self._clip_probs(crops)
-            views: list[_Views] = [{"embeddings": features[i : i + 1]} for i in range(len(crops))]
+            probs, views = self._clip_probs(crops)
         else:
             probs, views = self._cnn_photo_probs(crops)
         progress("writing results", 0.8)
@@ -375,16 +375,19 @@ class Analyser:
         with self._stage("clip"):
             return self._loaded_clip[0].score(crops)
 
-    def _clip_probs(self, crops: list[np.ndarray]) -> tuple[list[float], np.ndarray]:
-        """The calibrated probability per crop, the CLIP probe's or, when loaded, the photo mix's; and the
-        probe's features."""
+    def _clip_probs(self, crops: list[np.ndarray]) -> tuple[list[float], list[_Views]]:
+        """The calibrated probability per crop, the CLIP probe's or, when loaded, the photo mix's; and per
+        crop the probe's features and, with the mix, each member's own calibrated probability."""
         scores = self._clip_scores(crops)
         clip_logits = np.asarray(scores.logits, np.float64) / self._loaded_clip[1].temperature
+        views: list[_Views] = [{"embeddings": scores.features[i : i + 1]} for i in range(len(crops))]
         if self.mix is None:
-            return sigmoid(clip_logits).tolist(), scores.features
+            return sigmoid(clip_logits).tolist(), views
         view_logits, _ = self._cnn_view_logits(crops)
         cnn_logits = view_logits.mean(0).double().cpu().numpy() / self.image_card.temperature
-        return self.mix.probabilities(clip_logits, cnn_logits).tolist(), scores.features
+        for view, p_clip, p_cnn in zip(views, sigmoid(clip_logits), sigmoid(cnn_logits), strict=True):
+            view["member_probabilities"] = {"CLIP probe": float(p_clip), "fine-tuned CNN": float(p_cnn)}
+        return self.mix.probabilities(clip_logits, cnn_logits).tolist(), views
 
     def _analyse_video(
         self, path: Path, info: MediaInfo, artifacts_dir: Path | None, progress: Progress

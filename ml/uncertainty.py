@@ -8,7 +8,7 @@ for any image or video model the registry holds (MobileNetV2 today, a CLIP-based
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -40,6 +40,17 @@ MIN_MINORITY_SHARE = 0.25
 # more than this the score is an accident of pixels, not evidence. 0.25 is about the 97th percentile of the
 # gap on images/val (95th: 0.18, 99th: 0.37).
 MAX_VIEW_GAP = 0.25
+
+# The photo mix (ml.photo_mix) averages two models that fail on different sources. When the two, each
+# calibrated on its own, fall on opposite sides of the threshold more than this far apart, the mixed score
+# is a compromise between two contradicting readings, not evidence either way. Held out of training
+# (`python -m benchmarks.ensemble --held-out ROW`), photo-mix@1 was confidently wrong on 7.0 % of the rof
+# row and 5.2 % of the wfir row; with this reason 5.5 % and 4.3 %, and on images/test (`ml evaluate`)
+# 4.9 % -> 3.8 %, deciding 55.7 % of the photos instead of 60.6 %. Any gap up to 0.3 doubts the same
+# decided photos (at photo-mix@1's temperature and band, opposite members of a decided mix are at least
+# 0.30 apart); 0.3 keeps the reason off photos the band already doubts with members a few points either
+# side. At 0.5 it doubts half as many, and the rof row stays at 6.0 %.
+MIN_MEMBER_GAP = 0.3
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,24 @@ def views_disagree(view_probabilities: Sequence[float], max_gap: float = MAX_VIE
         "views_disagree",
         f"The face and its mirror image score {gap:.0%} apart: the model reacts to this picture in a "
         "way it did not learn from faces like it, so its score is unreliable.",
+    )
+
+
+def members_disagree(
+    member_probabilities: Mapping[str, float], threshold: float, min_gap: float = MIN_MEMBER_GAP
+) -> Reason | None:
+    """The models whose scores were mixed into this one (name: calibrated probability) read the face on
+    opposite sides of the threshold, more than `min_gap` apart."""
+    if len(member_probabilities) < 2:
+        return None
+    probs = member_probabilities.values()
+    if max(probs) < threshold or min(probs) >= threshold or max(probs) - min(probs) <= min_gap:
+        return None
+    readings = ", ".join(f"the {name} {p:.0%}" for name, p in member_probabilities.items())
+    return Reason(
+        "models_disagree",
+        f"The two models behind the score read this face in opposite ways ({readings} likely fake): the "
+        "score shown is a compromise between them, not evidence either way.",
     )
 
 

@@ -12,7 +12,7 @@ nothing else in the project holds a band or a threshold of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,8 +36,9 @@ class FaceEvidence:
     height: float
     crop: np.ndarray | None = None  # the model's input crop (RGB)
     frame_probabilities: Sequence[float] = ()  # video: per-frame image-model scores of the track
-    view_probabilities: Sequence[float] = ()  # test-time views (original, mirror) or ensemble members
+    view_probabilities: Sequence[float] = ()  # test-time views (original, mirror)
     embeddings: np.ndarray | None = None  # one row per view or frame, for the out-of-distribution check
+    member_probabilities: Mapping[str, float] = field(default_factory=dict)  # the mixed models', by name
 
 
 @dataclass
@@ -90,6 +91,7 @@ class VerdictRule:
             u.face_too_blurred(u.sharpness(face.crop)) if face.crop is not None else None,
             u.out_of_distribution(face.embeddings, embedding_stats, reference),
             u.views_disagree(face.view_probabilities),
+            u.members_disagree(face.member_probabilities, self.threshold),
             u.track_disagrees_with_frames(p, face.frame_probabilities, self.threshold)
             if face.frame_probabilities
             else None,

@@ -102,11 +102,12 @@ def test_the_selective_comparison_scores_the_mix_with_its_own_temperature_and_th
     assert mix_line.split("|")[2:4] == [" 1.00 ", " 1.000 "]  # the mix decides all, all right
 
 
-def test_members_disagree_when_their_own_probabilities_fall_on_opposite_sides_or_far_apart():
+def test_the_benchmark_flags_what_the_products_models_disagree_rule_flags_at_each_gap():
     from benchmarks.ensemble import disagreement_flags
 
-    clip = np.array([2.0, 2.0, 0.1, -3.0])
-    cnn = np.array([1.0, -2.0, -0.1, 3.0])
+    clip = np.array([2.0, 2.0, 0.1, -3.0])  # probabilities 0.88, 0.88, 0.52, 0.05
+    cnn = np.array([1.0, -2.0, -0.1, 3.0])  # 0.73, 0.12, 0.48, 0.95
     flags = disagreement_flags(clip, cnn, 0.5)
-    assert flags["members_opposite"].tolist() == [False, True, True, True]
-    assert flags["members_gap_0.5"].tolist() == [False, True, False, True]
+    assert flags["models_disagree_gap_0"].tolist() == [False, True, True, True]  # opposite sides at all
+    assert flags["models_disagree_gap_0.3"].tolist() == [False, True, False, True]  # the product's gap
+    assert flags["models_disagree_gap_0.5"].tolist() == [False, True, False, True]

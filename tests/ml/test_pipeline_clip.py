@@ -150,6 +150,11 @@ def test_with_a_mix_card_a_photo_is_decided_by_the_probe_and_the_cnn_together(
     assert face["fake_probability"] == pytest.approx(expected, abs=1e-3)
     # neither member's own probability: the mix moved it
     assert face["fake_probability"] != pytest.approx(1 / (1 + np.exp(-clip)), abs=1e-3)
+    # each member's own calibrated reading goes to the verdict rule (ml.uncertainty.members_disagree)
+    ((_, views),) = [analyser._clip_probs([crop])]
+    members = views[0]["member_probabilities"]
+    assert members["CLIP probe"] == pytest.approx(1 / (1 + np.exp(-clip)), abs=1e-3)
+    assert members["fine-tuned CNN"] == pytest.approx(1 / (1 + np.exp(-cnn)), abs=1e-3)
 
 
 def test_videos_stay_with_the_probe_when_a_mix_decides_photos(clip_registry, face_video, tmp_path):

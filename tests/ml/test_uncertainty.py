@@ -57,6 +57,14 @@ def test_views_disagree_on_a_large_gap_only():
     assert u.views_disagree([0.2, 0.3]) is None and u.views_disagree([0.9]) is None
 
 
+def test_models_disagree_only_on_opposite_sides_of_the_threshold_and_far_apart():
+    assert u.members_disagree({"a": 0.9, "b": 0.3}, 0.5).code == "models_disagree"
+    assert u.members_disagree({"a": 0.6, "b": 0.4}, 0.5) is None  # opposite, but only 0.2 apart
+    assert u.members_disagree({"a": 0.6, "b": 0.4}, 0.5, min_gap=0.0) is not None
+    assert u.members_disagree({"a": 0.99, "b": 0.55}, 0.5, min_gap=0.0) is None  # one side
+    assert u.members_disagree({"a": 0.99}, 0.5) is None and u.members_disagree({}, 0.5) is None
+
+
 def test_out_of_distribution_against_card_statistics():
     rng = np.random.default_rng(0)
     train = rng.normal(0, 1, (500, 16))

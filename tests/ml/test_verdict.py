@@ -58,6 +58,16 @@ def test_a_clip_whose_frames_contradict_its_track_score_is_uncertain():
     assert "frames_disagree_with_clip_model" in [r.code for r in judgement.reasons]
 
 
+def test_a_mixed_score_whose_models_read_the_face_in_opposite_ways_is_uncertain():
+    # the mix says a clear 80 %, but only because the CLIP probe's 97 % outweighs the CNN's 20 %
+    judgement = RULE.judge([face(0.8, member_probabilities={"CLIP probe": 0.97, "fine-tuned CNN": 0.2})])
+    assert judgement.verdict == "uncertain" and judgement.lean == "fake"
+    ((code, text),) = [(r.code, r.text) for r in judgement.reasons]
+    assert code == "models_disagree" and "CLIP probe 97%" in text and "fine-tuned CNN 20%" in text
+    agreeing = face(0.8, member_probabilities={"CLIP probe": 0.9, "fine-tuned CNN": 0.6})
+    assert RULE.judge([agreeing]).verdict == "fake"
+
+
 def test_strength_separates_a_52_from_a_90_percent_fake():
     assert RULE.strength(0.9)["level"] == "strong"
     assert RULE.strength(0.8)["level"] == "moderate"
