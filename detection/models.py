@@ -276,6 +276,16 @@ class Face(models.Model):
         """How the face is named to people: tracks count from 0, people from 1."""
         return self.track + 1
 
+    @property
+    def member_percents(self) -> list[tuple[str, float]]:
+        """A photo scored by the photo mix: each mixed model's own score of this face, from the stored result
+        (empty for other items)."""
+        for face in (self.item.result or {}).get("faces") or []:
+            if face.get("track") == self.track:
+                members = face.get("member_probabilities") or {}
+                return [(name, round(p * 100, 1)) for name, p in members.items()]
+        return []
+
 
 class Review(models.Model):
     """A reviewer's decision about an item. Every decision is kept; the newest is the one shown."""

@@ -329,7 +329,7 @@ class Analyser:
         progress("writing results", 0.8)
         with self._stage("write"):
             faces: list[FaceResult] = []
-            for i, (box, crop, p) in enumerate(zip(boxes, crops, probs, strict=True)):
+            for i, (box, crop, p, view) in enumerate(zip(boxes, crops, probs, views, strict=True)):
                 face: FaceResult = {
                     "track": i,
                     "box": box.as_list(),
@@ -338,6 +338,9 @@ class Analyser:
                     **self._write_artifacts(crop, f"face_{i}", artifacts_dir),
                     "uncertain_reasons": [],  # _result fills them in
                 }
+                if "member_probabilities" in view:  # how the photo mix formed the score, for the page
+                    members = view["member_probabilities"]
+                    face["member_probabilities"] = {name: round(q, 4) for name, q in members.items()}
                 faces.append(face)
         evidence = [
             FaceEvidence(p, box.w, box.h, crop, **view)

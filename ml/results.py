@@ -49,6 +49,7 @@ class FaceResult(FaceArtifacts):
     fake_probability: float
     frame_probabilities: NotRequired[list[float]]  # video: one per scored frame
     scored_frames: NotRequired[list[int]]  # video: which frames those are
+    member_probabilities: NotRequired[dict[str, float]]  # photo mix: each mixed model's own, by name
     uncertain_reasons: list[UncertainReason]
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from PIL import Image
 
 from detection import jobs
-from detection.models import Item, Review
+from detection.models import Face, Item, Review
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +37,23 @@ def done(
         strength = {"level": "strong" if chance >= 0.9 else "moderate" if chance >= 0.75 else "weak"}
     base = {"timeline": [], "threshold": 0.5, "uncertain_band": [0.35, 0.65], "strength": strength}
     return make_item(result={**base, "lean": "fake" if p and p >= 0.5 else "real", **result}, **fields)
+
+
+def test_a_photo_whose_mixed_models_disagree_shows_why_and_each_models_reading(alice_client, make_item):
+    reason = {"code": "models_disagree", "text": "The two models behind the score read it in opposite ways"}
+    members = {"CLIP probe": 0.96, "fine-tuned CNN": 0.05}
+    face = {"track": 0, "fake_probability": 0.56, "member_probabilities": members}
+    item = done(make_item, "uncertain", 0.56, uncertain_reasons=[reason], faces=[face])
+    Face.objects.create(item=item, track=0, box=[0, 0, 32, 32], frames=[0], fake_probability=0.56)
+
+    html = alice_client.get(item.get_absolute_url()).content.decode()
+    assert f'data-code="models_disagree">{reason["text"]}' in html
+    assert "Face 1: <strong>56.0%</strong> fake" in html and "CLIP probe 96.0% · fine-tuned CNN 5.0%" in html
+    # a face without them (CNN or probe alone) says nothing more
+    face.pop("member_probabilities")
+    item.result = {**item.result, "faces": [face]}
+    item.save()
+    assert "face-members" not in alice_client.get(item.get_absolute_url()).content.decode()
 
 
 def test_overturned_fake_reads_real_first_on_page_history_and_status(alice_client, make_item, staff_user):

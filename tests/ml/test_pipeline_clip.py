@@ -150,9 +150,9 @@ def test_with_a_mix_card_a_photo_is_decided_by_the_probe_and_the_cnn_together(
     assert face["fake_probability"] == pytest.approx(expected, abs=1e-3)
     # neither member's own probability: the mix moved it
     assert face["fake_probability"] != pytest.approx(1 / (1 + np.exp(-clip)), abs=1e-3)
-    # each member's own calibrated reading goes to the verdict rule (ml.uncertainty.members_disagree)
-    ((_, views),) = [analyser._clip_probs([crop])]
-    members = views[0]["member_probabilities"]
+    # each member's own calibrated reading is in the result (the page shows it) and goes to the verdict rule
+    # (ml.uncertainty.members_disagree)
+    members = face["member_probabilities"]
     assert members["CLIP probe"] == pytest.approx(1 / (1 + np.exp(-clip)), abs=1e-3)
     assert members["fine-tuned CNN"] == pytest.approx(1 / (1 + np.exp(-cnn)), abs=1e-3)
 
