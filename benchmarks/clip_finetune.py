@@ -62,7 +62,9 @@ class TokenStore:
         keys_path = path.with_suffix(".json")
         if path.is_file() and keys_path.is_file():
             tokens = np.load(path, mmap_mode="r")
-            self.rows = {k: tokens[i] for i, k in enumerate(json.loads(keys_path.read_text()))}
+            keys = json.loads(keys_path.read_text())
+            if len(keys) == len(tokens):  # else a save was cut between its two files: embed again
+                self.rows = {k: tokens[i] for i, k in enumerate(keys)}
 
     def __contains__(self, key: str) -> bool:
         return key in self.rows
@@ -91,13 +93,12 @@ class TokenStore:
 
 
 class TokenEncoder:
-    """Crops -> block `block - 1`'s tokens; the shipped feature rows of the same crops go into `row_store`
-    on the way (one run of the tower gives both)."""
+    """Crops -> block `block - 1`'s tokens, keeping the same crops' shipped feature rows as `last_rows`
+    for `RowsBeside` to file (one run of the tower gives both)."""
 
-    def __init__(self, block: int, row_stores: tuple[EmbeddingStore, EmbeddingStore]):
+    def __init__(self, block: int):
         self.encoder = ClipEncoder()
         self.block = block
-        self.row_stores = row_stores
         self.last_rows: np.ndarray | None = None
 
     def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -128,7 +129,7 @@ class RowsBeside(TokenStore):
 def gather_tokens(data: Path, cache: Path, cfg: ClipTrainConfig) -> dict[str, Features]:
     """`gather`'s splits with block 11's tokens as `x` (what is missing is embedded first)."""
     row_stores = clip_stores(cache, cfg.seed)
-    encoder = TokenEncoder(TUNED_BLOCK, row_stores)
+    encoder = TokenEncoder(TUNED_BLOCK)
     folder = cache.parent / "features"
     stores = (
         RowsBeside(folder / f"clip_block{TUNED_BLOCK - 1}_tokens.npy", encoder, row_stores[0]),
