@@ -12,12 +12,12 @@ block's CLS path is run: the probe never reads block 12's patch tokens, so their
 and MLP are dead work (about a sixth of the block's cost remains, ~20 ms per face forward and backward).
 
 Per row (`ml.loso`'s photo and video rows, each held out as `benchmarks.loso` does, and the test splits
-in-domain): one head of the shipped recipe (`ml.probe.fit_mlp_probe`, seed 0) is fitted on the frozen
-features of the training faces less the row's sources, then, as in LP-FT (Kumar et al., 2022: fit the
-head first so that fine-tuning does not start from a random head), the head and the block are trained
-further at `--head-lr` / `--block-lr` for `--epochs` passes. Three arms: the probe as fitted; the same
-passes with the block frozen; the same passes with the block trained. With `--head-lr 0` the head stays as
-fitted and only the block moves, so a difference from the probe is the block's. A clip scores the mean
+in-domain): the shipped recipe's head (`ml.probe.fit_head`; one, seed 0, or `--members 5` as shipped) is
+fitted on the frozen features of the training faces less the row's sources, then, as in LP-FT (Kumar et al.,
+2022: fit the head first so that fine-tuning does not start from a random head), the head and the block are
+trained further at `--head-lr` / `--block-lr` for `--epochs` passes. Three arms: the probe as fitted; the
+same passes with the block frozen; the same passes with the block trained. With `--head-lr 0` the head stays
+as fitted and only the block moves, so a difference from the probe is the block's. A clip scores the mean
 logit of its frames, as the product scores a track.
 
 Block 11's tokens (197 x 768 per face, float16, ~300 kB) are embedded once into `cache/features/` beside
@@ -31,7 +31,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from benchmarks.loso import clip_features
 from ml.clip_encoder import ClipEncoder, fp32_model_path
 from ml.features import EmbeddingStore, clip_stores
 from ml.loso import IMAGE_ROWS, VIDEO_ROWS, auc_or_nan, split_row
-from ml.probe import MlpProbe, feature_parts, fit_mlp_probe, select
+from ml.probe import EnsembleProbe, MlpProbe, Probe, feature_parts, fit_head, select
 from ml.registry import load_clip_probe
 from ml.sources import read_manifest, source_groups
 from ml.train_clip import ClipTrainConfig, Features, gather, source_name
@@ -199,20 +199,38 @@ def cls_block(weights: dict[str, np.ndarray]):
     return ClsBlock()
 
 
-def head_module(probe: MlpProbe):
-    """The fitted probe's MLP as a PyTorch module on its standardised input."""
+def head_module(probe: Probe):
+    """The fitted probe's heads (one, or an ensemble's members) as a PyTorch module on the standardised
+    input, their logits averaged as `ml.probe.EnsembleProbe` averages them."""
     import torch
     from torch import nn
 
-    head = nn.Sequential(
-        nn.Linear(*probe.hidden_weight.shape), nn.ReLU(), nn.Linear(len(probe.out_weight), 1)
-    )
-    with torch.no_grad():
-        head[0].weight.copy_(torch.from_numpy(probe.hidden_weight.T.astype(np.float32)))
-        head[0].bias.copy_(torch.from_numpy(probe.hidden_bias.astype(np.float32)))
-        head[2].weight.copy_(torch.from_numpy(probe.out_weight[None].astype(np.float32)))
-        head[2].bias.fill_(probe.out_bias)
-    return head
+    class MeanOfHeads(nn.Module):
+        def __init__(self, heads: list[nn.Module]):
+            super().__init__()
+            self.heads = nn.ModuleList(heads)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([h(x) for h in self.heads]).mean(dim=0)
+
+    heads = []
+    for m in probe_members(probe):
+        head = nn.Sequential(nn.Linear(*m.hidden_weight.shape), nn.ReLU(), nn.Linear(len(m.out_weight), 1))
+        with torch.no_grad():
+            head[0].weight.copy_(torch.from_numpy(m.hidden_weight.T.astype(np.float32)))
+            head[0].bias.copy_(torch.from_numpy(m.hidden_bias.astype(np.float32)))
+            head[2].weight.copy_(torch.from_numpy(m.out_weight[None].astype(np.float32)))
+            head[2].bias.fill_(m.out_bias)
+        heads.append(head)
+    return MeanOfHeads(heads)
+
+
+def probe_members(probe: Probe) -> list[MlpProbe]:
+    """The MLP heads of a probe; every member of an ensemble was standardised on the same rows."""
+    members = probe.members if isinstance(probe, EnsembleProbe) else [probe]
+    if not all(isinstance(m, MlpProbe) for m in members):
+        raise ValueError("only MLP heads are carried into the fine-tuned model")
+    return members
 
 
 @dataclass
@@ -255,7 +273,7 @@ class Tuned:
 
 
 def fine_tune(
-    probe: MlpProbe,
+    probe: Probe,
     weights: dict,
     rows,
     tokens,
@@ -270,7 +288,8 @@ def fine_tune(
     import torch
 
     torch.manual_seed(seed)
-    model = Tuned(cls_block(weights), head_module(probe), probe.mean, probe.scale, probe.feature)
+    first = probe_members(probe)[0]
+    model = Tuned(cls_block(weights), head_module(probe), first.mean, first.scale, probe.feature)
     groups = []
     for part, lr in zip((model.head, model.block), rates, strict=True):
         part.requires_grad_(lr > 0)
@@ -340,9 +359,7 @@ def file_auc(faces: Faces, logits: np.ndarray) -> float:
 def arms(train: Faces, evaluate: Faces, cfg: ClipTrainConfig, weights: dict, args) -> dict[str, float]:
     """Held-out AUC of the frozen probe, of that probe trained `epochs` more with the block frozen, and of
     the block fine-tuned with it."""
-    probe = fit_mlp_probe(
-        train.rows, train.labels, cfg.feature, cfg.l2, cfg.hidden, cfg.alpha, cfg.iterations
-    )
+    probe = fit_head(train.rows, train.labels, replace(cfg, members=args.members))
     out = {"probe": file_auc(evaluate, probe.logits(evaluate.rows))}
     for name, block_lr in (("head_more", 0.0), ("block_tuned", args.block_lr)):
         start = time.perf_counter()
@@ -380,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", nargs="*", default=[*IN_DOMAIN, *ROWS], help="in_domain_* and ml.loso rows")
     p.add_argument("--epochs", type=int, default=2, help="passes after the probe's fit")
     p.add_argument("--block-lr", type=float, default=1e-5)
+    p.add_argument("--members", type=int, default=1, help="heads averaged (the shipped probe: 5)")
     p.add_argument("--head-lr", type=float, default=1e-3, help="the probe's own Adam rate; 0: head frozen")
     return p
 
@@ -407,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     records = {kind: read_manifest(args.data, kind) for kind in ("images", "videos")}
     group_of = source_groups(args.data)
     weights = block_weights(fp32_model_path(), TUNED_BLOCK - 1)
-    rates = f"head lr {args.head_lr:g}, block lr {args.block_lr:g}"
+    rates = f"{args.members} head(s), head lr {args.head_lr:g}, block lr {args.block_lr:g}"
     print(f"# {len(train.keys)} training faces; {rates}, {args.epochs} passes after the fit")
     print("| row | probe (frozen) | probe + passes, block frozen | probe + passes, block tuned |")
     print("|---|---|---|---|")

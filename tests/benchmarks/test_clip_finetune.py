@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from benchmarks.clip_finetune import TokenStore, block_weights, cls_block, fine_tune  # noqa: E402
 from ml import clip_encoder  # noqa: E402
 from ml.clip_encoder import CLS_DIM, ROW_DIM  # noqa: E402
-from ml.probe import FEATURE_SLICES, fit_mlp_probe  # noqa: E402
+from ml.probe import FEATURE_SLICES, EnsembleProbe, fit_mlp_probe  # noqa: E402
 
 
 def _random_block(rng) -> dict[str, np.ndarray]:
@@ -27,7 +27,8 @@ def _random_block(rng) -> dict[str, np.ndarray]:
     return weights
 
 
-def test_the_probe_carried_into_the_tuned_model_scores_as_before_training():
+@pytest.mark.parametrize("members", [1, 2])
+def test_the_probe_carried_into_the_tuned_model_scores_as_before_training(members):
     """Before any pass, block + head give the fitted probe's logits: the tuned arm starts where the frozen
     probe ends (same standardisation, same weights), so any difference after is the training's."""
     rng = np.random.default_rng(0)
@@ -37,7 +38,10 @@ def test_the_probe_carried_into_the_tuned_model_scores_as_before_training():
     with torch.no_grad():
         rows[:, FEATURE_SLICES["cls"]] = cls_block(weights)(torch.tensor(tokens, dtype=torch.float32)).numpy()
     labels = np.arange(24) % 2
-    probe = fit_mlp_probe(rows, labels, "L3+L6+L9+cls", True, hidden=16, iterations=5)
+    heads = [
+        fit_mlp_probe(rows, labels, "L3+L6+L9+cls", True, hidden=16, iterations=5, seed=s) for s in range(2)
+    ]
+    probe = heads[0] if members == 1 else EnsembleProbe(heads)  # an ensemble averages its heads' logits
 
     untrained = fine_tune(probe, weights, rows, tokens, labels, rates=(1e-3, 1e-5), epochs=0)
     np.testing.assert_allclose(untrained.logits(rows, tokens), probe.logits(rows), atol=1e-4)
