@@ -394,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--cache", type=Path, default=Path("cache/crops"))
     p.add_argument("--embed-only", action="store_true", help="embed the tokens and stop")
-    p.add_argument("--rows", nargs="*", default=[*IN_DOMAIN, *ROWS], help="in_domain_* and ml.loso rows")
+    rows = [*IN_DOMAIN, *ROWS]
+    p.add_argument("--rows", nargs="*", default=rows, choices=rows, metavar="ROW", help=" ".join(rows))
     p.add_argument("--epochs", type=int, default=2, help="passes after the probe's fit")
     p.add_argument("--block-lr", type=float, default=1e-5)
     p.add_argument("--members", type=int, default=1, help="heads averaged (the shipped probe: 5)")
