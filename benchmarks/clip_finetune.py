@@ -28,11 +28,12 @@ same pass). A measurement only: the product's probe reads the frozen tower. Need
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,47 +52,6 @@ ALPHA = 1.0  # the probe's L2 penalty (ml.probe.fit_mlp_probe), kept while fine-
 PENALTY_BATCH = 200  # scikit-learn's MLP divides its penalty by its batch (200): the same strength here
 
 
-class TokenStore:
-    """key -> one block's tokens [197, 768] float16, the `EmbeddingStore` interface `gather` fills; saved
-    as one .npy of stacked tokens plus a .json of keys, only when asked (a save is ~2 GB)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.rows: dict[str, np.ndarray] = {}
-        self._dirty = 0
-        keys_path = path.with_suffix(".json")
-        if path.is_file() and keys_path.is_file():
-            tokens = np.load(path, mmap_mode="r")
-            keys = json.loads(keys_path.read_text())
-            if len(keys) == len(tokens):  # else a save was cut between its two files: embed again
-                self.rows = {k: tokens[i] for i, k in enumerate(keys)}
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def get(self, keys: Sequence[str]) -> np.ndarray:
-        return np.stack([self.rows[k] for k in keys]) if keys else np.zeros((0, 197, 768), np.float16)
-
-    def add(self, keys: Sequence[str], tokens: np.ndarray) -> None:
-        for key, t in zip(keys, tokens, strict=True):
-            self.rows[key] = t.astype(np.float16)
-        self._dirty += len(keys)
-
-    def save(self) -> None:
-        if not self._dirty:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = list(self.rows)
-        tmp = self.path.with_suffix(".tmp.npy")
-        np.save(tmp, np.stack([self.rows[k] for k in keys]))
-        self.path.with_suffix(".json").write_text(json.dumps(keys))
-        tmp.replace(self.path)
-        self._dirty = 0
-
-
 class TokenEncoder:
     """Crops -> block `block - 1`'s tokens, keeping the same crops' shipped feature rows as `last_rows`
     for `RowsBeside` to file (one run of the tower gives both)."""
@@ -107,11 +67,12 @@ class TokenEncoder:
         return out.blocks[:, self.block - 2].astype(np.float16)
 
 
-class RowsBeside(TokenStore):
-    """A TokenStore that also files the encoder's feature rows of each batch into the matching row store."""
+class RowsBeside(EmbeddingStore):
+    """key -> one block's tokens [197, 768] in float16, saved only when a fill ends (a save is ~2 GB); it
+    also files the encoder's feature rows of each batch into the matching row store."""
 
     def __init__(self, path: Path, encoder: TokenEncoder, row_store: EmbeddingStore):
-        super().__init__(path)
+        super().__init__(path, flush_every=sys.maxsize, dtype=np.float16)
         self.encoder = encoder
         self.row_store = row_store
 
@@ -132,9 +93,9 @@ def gather_tokens(data: Path, cache: Path, cfg: ClipTrainConfig) -> dict[str, Fe
     encoder = TokenEncoder(TUNED_BLOCK)
     folder = cache.parent / "features"
     stores = (
-        RowsBeside(folder / f"clip_block{TUNED_BLOCK - 1}_tokens.npy", encoder, row_stores[0]),
+        RowsBeside(folder / f"clip_block{TUNED_BLOCK - 1}_tokens.npz", encoder, row_stores[0]),
         RowsBeside(
-            folder / f"clip_block{TUNED_BLOCK - 1}_tokens_synth_s{cfg.seed}.npy", encoder, row_stores[1]
+            folder / f"clip_block{TUNED_BLOCK - 1}_tokens_synth_s{cfg.seed}.npz", encoder, row_stores[1]
         ),
     )
     return gather(data, cache, stores, encoder, cfg, print, ("train", "val", "test"))
@@ -235,13 +196,12 @@ def probe_members(probe: Probe) -> list[MlpProbe]:
 
 @dataclass
 class Tuned:
-    """The last block and the head after fine-tuning, with the probe's fixed standardisation."""
+    """The last block and the head: the probe's input with block 12's CLS recomputed by `block`, read as
+    the probe reads it (its parts, L2 normalisation and standardisation)."""
 
-    block: object
-    head: object
-    frozen_mean: np.ndarray  # of the frozen parts (L3, L6, L9), then the tuned CLS part
-    frozen_scale: np.ndarray
-    feature: str
+    block: Any
+    head: Any
+    probe: MlpProbe  # the (first) fitted head: its feature, l2, mean and scale
 
     def logits(self, rows: np.ndarray, tokens: np.ndarray, batch: int = 64) -> np.ndarray:
         import torch
@@ -255,21 +215,15 @@ class Tuned:
     def _forward(self, rows: np.ndarray, tokens: np.ndarray):
         import torch
 
-        frozen = torch.from_numpy(select(rows, self.frozen_feature, True).astype(np.float32))
         cls = self.block(torch.from_numpy(np.asarray(tokens, np.float32)))
-        cls = cls / cls.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        x = (torch.cat([frozen, cls], dim=1) - self.mean_t) / self.scale_t
-        return self.head(x)[:, 0]
-
-    @property
-    def frozen_feature(self) -> str:
-        return "+".join(p for p in feature_parts(self.feature) if p != "cls")
-
-    def __post_init__(self):
-        import torch
-
-        self.mean_t = torch.from_numpy(self.frozen_mean.astype(np.float32))
-        self.scale_t = torch.from_numpy(self.frozen_scale.astype(np.float32))
+        parts = []
+        for part in feature_parts(self.probe.feature):
+            if part != "cls":
+                parts.append(torch.from_numpy(select(rows, part, self.probe.l2).astype(np.float32)))
+            else:
+                parts.append(cls / cls.norm(dim=1, keepdim=True).clamp_min(1e-12) if self.probe.l2 else cls)
+        mean, scale = (torch.from_numpy(a.astype(np.float32)) for a in (self.probe.mean, self.probe.scale))
+        return self.head((torch.cat(parts, dim=1) - mean) / scale)[:, 0]
 
 
 def fine_tune(
@@ -288,8 +242,7 @@ def fine_tune(
     import torch
 
     torch.manual_seed(seed)
-    first = probe_members(probe)[0]
-    model = Tuned(cls_block(weights), head_module(probe), first.mean, first.scale, probe.feature)
+    model = Tuned(cls_block(weights), head_module(probe), probe_members(probe)[0])
     groups = []
     for part, lr in zip((model.head, model.block), rates, strict=True):
         part.requires_grad_(lr > 0)

@@ -19,11 +19,13 @@ Encoder = Callable[[list[np.ndarray]], np.ndarray]  # crops -> feature rows
 
 
 class EmbeddingStore:
-    """key -> feature row (`ml.clip_encoder.ClipOutputs.rows`) in one .npz, saved atomically now and then."""
+    """key -> feature row (`ml.clip_encoder.ClipOutputs.rows`) in one .npz, saved atomically now and then.
+    A benchmark that keeps bigger rows (a block's tokens) stores them in `dtype` and saves them less often."""
 
-    def __init__(self, path: Path, flush_every: int = 256):
+    def __init__(self, path: Path, flush_every: int = 256, dtype: type = np.float32):
         self.path = path
         self.flush_every = flush_every
+        self.dtype = dtype
         self.rows: dict[str, np.ndarray] = {}
         self._dirty = 0
         if path.is_file():
@@ -42,7 +44,7 @@ class EmbeddingStore:
 
     def add(self, keys: Sequence[str], features: np.ndarray) -> None:
         for key, row in zip(keys, features, strict=True):
-            self.rows[key] = row.astype(np.float32)
+            self.rows[key] = row.astype(self.dtype)
         self._dirty += len(keys)
         if self._dirty >= self.flush_every:
             self.save()

@@ -3,14 +3,17 @@ store."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from benchmarks.clip_finetune import TokenStore, block_weights, cls_block, fine_tune  # noqa: E402
+from benchmarks.clip_finetune import RowsBeside, block_weights, cls_block, fine_tune  # noqa: E402
 from ml import clip_encoder  # noqa: E402
 from ml.clip_encoder import CLS_DIM, ROW_DIM  # noqa: E402
+from ml.features import EmbeddingStore  # noqa: E402
 from ml.probe import FEATURE_SLICES, EnsembleProbe, fit_mlp_probe  # noqa: E402
 
 
@@ -27,8 +30,8 @@ def _random_block(rng) -> dict[str, np.ndarray]:
     return weights
 
 
-@pytest.mark.parametrize("members", [1, 2])
-def test_the_probe_carried_into_the_tuned_model_scores_as_before_training(members):
+@pytest.mark.parametrize("members, l2", [(1, True), (2, True), (1, False)])
+def test_the_probe_carried_into_the_tuned_model_scores_as_before_training(members, l2):
     """Before any pass, block + head give the fitted probe's logits: the tuned arm starts where the frozen
     probe ends (same standardisation, same weights), so any difference after is the training's."""
     rng = np.random.default_rng(0)
@@ -39,7 +42,7 @@ def test_the_probe_carried_into_the_tuned_model_scores_as_before_training(member
         rows[:, FEATURE_SLICES["cls"]] = cls_block(weights)(torch.tensor(tokens, dtype=torch.float32)).numpy()
     labels = np.arange(24) % 2
     heads = [
-        fit_mlp_probe(rows, labels, "L3+L6+L9+cls", True, hidden=16, iterations=5, seed=s) for s in range(2)
+        fit_mlp_probe(rows, labels, "L3+L6+L9+cls", l2, hidden=16, iterations=5, seed=s) for s in range(2)
     ]
     probe = heads[0] if members == 1 else EnsembleProbe(heads)  # an ensemble averages its heads' logits
 
@@ -49,15 +52,21 @@ def test_the_probe_carried_into_the_tuned_model_scores_as_before_training(member
     assert not np.allclose(trained.logits(rows, tokens), probe.logits(rows), atol=1e-3)
 
 
-def test_token_store_saves_and_reloads(tmp_path):
-    path = tmp_path / "tokens.npy"
-    store = TokenStore(path)
-    tokens = np.random.default_rng(1).normal(size=(3, 197, CLS_DIM)).astype(np.float16)
-    store.add(["a.jpg", "b.jpg#0", "synth/sbi/0/c.jpg"], tokens)
+def test_token_store_saves_and_reloads_and_files_the_rows_beside(tmp_path):
+    rng = np.random.default_rng(1)
+    tokens = rng.normal(size=(3, 197, CLS_DIM)).astype(np.float16)
+    encoder = SimpleNamespace(last_rows=rng.normal(size=(3, ROW_DIM)).astype(np.float32))
+    rows = EmbeddingStore(tmp_path / "rows.npz")
+    rows.add(["a.jpg"], encoder.last_rows[:1])  # already embedded: kept as it is
+    store = RowsBeside(tmp_path / "tokens.npz", encoder, rows)
+    keys = ["a.jpg", "b.jpg#0", "synth/sbi/0/c.jpg"]
+    store.add(keys, tokens)
     store.save()
-    again = TokenStore(path)
+    again = RowsBeside(tmp_path / "tokens.npz", encoder, EmbeddingStore(tmp_path / "rows.npz"))
     assert len(again) == 3 and "b.jpg#0" in again
     np.testing.assert_array_equal(again.get(["synth/sbi/0/c.jpg", "a.jpg"]), tokens[[2, 0]])
+    assert again.get(["a.jpg"]).dtype == np.float16
+    np.testing.assert_array_equal(again.row_store.get(keys), encoder.last_rows)
 
 
 @pytest.mark.skipif(clip_encoder.fp32_status() is not None, reason="the CLIP tower is not built here")
