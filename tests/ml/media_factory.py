@@ -119,3 +119,38 @@ def png_header_only(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
     rows = zlib.compress(b"\0" * min(width + 1, 1 << 20) * 4)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def toy_photo(rng: np.random.Generator, fake: bool) -> np.ndarray:
+    """The astronaut photo, shifted and scaled a little so no two faces are the same."""
+    img = astronaut()
+    scale = rng.uniform(0.8, 1.1)
+    m = np.float32([[scale, 0, rng.uniform(-30, 30)], [0, scale, rng.uniform(-20, 20)]])
+    img = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT_101)
+    return np.ascontiguousarray(img[:, :, ::-1]) if fake else img
+
+
+def write_toy_photos(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
+    """root/{split}/{real,fake}/*.jpg with per_class[split] photos of each label, every name unique across
+    the data as in ../shared/data (the CLIP feature stores key a photo by its file name)."""
+    rng = np.random.default_rng(seed)
+    for split, n in per_class.items():
+        for label in ("real", "fake"):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                write_image(folder / f"toy_{split}_{label}{i}.jpg", toy_photo(rng, label == "fake"))
+    return root
+
+
+def write_toy_clips(root: Path, per_class: dict[str, int], frames: int = 8) -> Path:
+    """root/{split}/{real,fake}/*.mp4: the panning astronaut clip, the fakes painted in BGR (names unique)."""
+    for split, n in per_class.items():
+        for label in ("real", "fake"):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                size = (320 + 16 * i, 240)  # a different framing per clip
+                name = f"toy_{split}_{label}{i}.mp4"
+                write_video(folder / name, frames, size, swap_channels=label == "fake")
+    return root

@@ -13,7 +13,7 @@ from ml.clip_encoder import fp32_status
 from ml.metrics import sigmoid
 from ml.registry import default_refs, mix_problems
 from ml.train_mix import MixMembers, fit_mix_card, split_logits
-from tests.ml.test_train_smoke import write_toy_photos
+from tests.ml.media_factory import write_toy_photos
 
 pytestmark = pytest.mark.skipif(
     fp32_status() is not None, reason="CLIP tower not prepared (python -m ml prepare)"

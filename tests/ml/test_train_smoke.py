@@ -11,7 +11,6 @@ import json
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -29,44 +28,9 @@ from ml.train import (
     train_one_epoch,
     train_video,
 )
-from tests.ml import media_factory as mf
+from tests.ml.media_factory import write_toy_clips, write_toy_photos
 
 FRAMES = 32  # what the image trainer samples from clips (video_data), so both trainers share one crop cache
-
-
-def _photo(rng: np.random.Generator, fake: bool) -> np.ndarray:
-    """The astronaut photo, shifted and scaled a little so no two faces are the same."""
-    img = mf.astronaut()
-    scale = rng.uniform(0.8, 1.1)
-    m = np.float32([[scale, 0, rng.uniform(-30, 30)], [0, scale, rng.uniform(-20, 20)]])
-    img = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT_101)
-    return np.ascontiguousarray(img[:, :, ::-1]) if fake else img
-
-
-def write_toy_photos(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
-    """root/{split}/{real,fake}/*.jpg with per_class[split] photos of each label, every name unique across
-    the data as in ../shared/data (the CLIP feature stores key a photo by its file name)."""
-    rng = np.random.default_rng(seed)
-    for split, n in per_class.items():
-        for label in ("real", "fake"):
-            folder = root / split / label
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                mf.write_image(folder / f"toy_{split}_{label}{i}.jpg", _photo(rng, label == "fake"))
-    return root
-
-
-def write_toy_clips(root: Path, per_class: dict[str, int], frames: int = 8) -> Path:
-    """root/{split}/{real,fake}/*.mp4: the panning astronaut clip, the fakes painted in BGR (names unique)."""
-    for split, n in per_class.items():
-        for label in ("real", "fake"):
-            folder = root / split / label
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                size = (320 + 16 * i, 240)  # a different framing per clip
-                name = f"toy_{split}_{label}{i}.mp4"
-                mf.write_video(folder / name, frames, size, swap_channels=label == "fake")
-    return root
 
 
 @pytest.fixture(autouse=True)
